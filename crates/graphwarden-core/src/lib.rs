@@ -1,0 +1,19 @@
+//! Domain types and pure logic for graphwarden.
+//!
+//! What lives here: validated identifiers (Meta app ids, token aliases, tags, scopes), token kinds,
+//! the token status model with the action each status asks of a person, the checks applied to
+//! secret text a user hands us, human duration parsing, and the [`clock::Clock`] every other crate
+//! reads time from.
+//!
+//! What does not: any I/O. No network, no files, no database, no wall-clock reads outside
+//! `clock.rs`.
+
+pub mod clock;
+pub mod duration;
+pub mod id;
+pub mod secret;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias};
+pub use token::{TokenKind, TokenStatus};
