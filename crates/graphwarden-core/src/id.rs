@@ -180,6 +180,31 @@ string_newtype!(
     check_scope
 );
 
+/// Check free text a person types for a label (name, owner, purpose, notes): at most `max`
+/// characters, no control characters except newlines where `multiline`. Returns it trimmed.
+pub fn free_text(
+    what: &str,
+    text: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<String, InvalidInput> {
+    let text = text.trim();
+    if text.chars().count() > max {
+        return Err(InvalidInput::new(format!(
+            "the {what} is longer than {max} characters; shorten it"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+    {
+        return Err(InvalidInput::new(format!(
+            "the {what} contains a control character; use plain text"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
 /// Parse a comma-separated permission list such as `ads_read,ads_management`; blanks are skipped,
 /// duplicates removed, order kept.
 pub fn parse_scope_list(text: &str) -> Result<Vec<Scope>, InvalidInput> {
@@ -227,6 +252,15 @@ mod tests {
         assert!(AppId::parse("").is_err());
         assert!(AppId::parse("12a").is_err());
         assert!(AppId::parse(&"1".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn free_text_rules() {
+        assert_eq!(free_text("owner", "  Ana ", 10, false).unwrap(), "Ana");
+        assert!(free_text("owner", "a\nb", 10, false).is_err());
+        assert!(free_text("notes", "a\nb", 10, true).is_ok());
+        assert!(free_text("notes", "a\u{1b}[31m", 10, true).is_err());
+        assert!(free_text("owner", &"x".repeat(11), 10, false).is_err());
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod secret;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias};
+pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias, free_text, parse_scope_list};
 pub use token::{TokenKind, TokenStatus};

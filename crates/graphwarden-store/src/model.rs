@@ -1,0 +1,281 @@
+//! What the inventory holds, as callers see it: apps, tokens and events without their secrets,
+//! plus the sealed forms the backends persist.
+
+use graphwarden_core::{AppId, MetaId, Scope, Tag, TokenAlias, TokenKind, TokenStatus};
+use jiff::{SignedDuration, Timestamp};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// When a token expires, as far as graphwarden knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "at", rename_all = "snake_case")]
+pub enum Expiry {
+    /// Not inspected yet.
+    Unknown,
+    /// Meta reports `expires_at: 0`: no time-based expiry.
+    Never,
+    /// Expires at this instant.
+    At(Timestamp),
+}
+
+impl Expiry {
+    /// The stored form: `None` unknown, `Some(0)` never, else epoch milliseconds.
+    pub(crate) fn from_column(ms: Option<i64>) -> Self {
+        match ms {
+            None => Self::Unknown,
+            Some(0) => Self::Never,
+            Some(ms) => Timestamp::from_millisecond(ms).map_or(Self::Unknown, Self::At),
+        }
+    }
+
+    pub(crate) fn to_column(self) -> Option<i64> {
+        match self {
+            Self::Unknown => None,
+            Self::Never => Some(0),
+            Self::At(t) => Some(t.as_millisecond()),
+        }
+    }
+
+    /// Time left from `now`; negative once expired. `None` when unknown or never.
+    pub fn remaining(self, now: Timestamp) -> Option<SignedDuration> {
+        match self {
+            Self::At(t) => Some(now.duration_until(t)),
+            Self::Unknown | Self::Never => None,
+        }
+    }
+}
+
+/// A Meta app registered in graphwarden. The secret is never part of this value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct App {
+    pub app_id: AppId,
+    pub name: String,
+    /// Whether the app passed the organisation's own approval (used by audits).
+    pub approved: bool,
+    pub notes: String,
+    pub token_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What `app add` needs.
+#[derive(Debug)]
+pub struct NewApp {
+    pub app_id: AppId,
+    pub name: String,
+    pub secret: SecretString,
+    pub approved: bool,
+    pub notes: String,
+}
+
+/// A permission granted only on some targets (pages, ad accounts, businesses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GranularScope {
+    pub scope: String,
+    #[serde(default)]
+    pub target_ids: Vec<String>,
+}
+
+/// A token in the inventory, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Token {
+    pub id: String,
+    pub alias: TokenAlias,
+    pub kind: TokenKind,
+    pub app_id: AppId,
+    /// A recognisable, non-secret hint such as `EAAB…x7Qz`.
+    pub hint: String,
+    pub meta_user_id: Option<MetaId>,
+    pub page_id: Option<MetaId>,
+    pub business_id: Option<MetaId>,
+    pub parent_id: Option<String>,
+    pub parent_alias: Option<TokenAlias>,
+    pub owner: String,
+    pub requested_by: String,
+    pub purpose: String,
+    pub scopes_needed: Vec<Scope>,
+    pub tags: Vec<Tag>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub status: TokenStatus,
+    pub status_cause: String,
+    pub expires: Expiry,
+    pub data_access_expires_at: Option<Timestamp>,
+    pub issued_at: Option<Timestamp>,
+    pub scopes: Option<Vec<String>>,
+    pub granular_scopes: Option<Vec<GranularScope>>,
+    pub last_checked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What `token add` needs.
+#[derive(Debug)]
+pub struct NewToken {
+    pub alias: TokenAlias,
+    pub kind: TokenKind,
+    pub app_id: AppId,
+    pub secret: SecretString,
+    pub meta_user_id: Option<MetaId>,
+    pub page_id: Option<MetaId>,
+    pub business_id: Option<MetaId>,
+    pub parent: Option<TokenAlias>,
+    pub owner: String,
+    pub requested_by: String,
+    pub purpose: String,
+    pub scopes_needed: Vec<Scope>,
+    pub tags: Vec<Tag>,
+}
+
+/// Filters for `token list`; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub status: Option<TokenStatus>,
+    pub kind: Option<TokenKind>,
+    pub app_id: Option<AppId>,
+    /// Only tokens with a known expiry no later than now plus this.
+    pub expiring_within: Option<SignedDuration>,
+    pub tag: Option<Tag>,
+}
+
+/// One entry of the append-only event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub token_id: Option<String>,
+    pub token_alias: Option<String>,
+    pub app_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub at: i64,
+    pub actor: String,
+    pub action: &'static str,
+    pub token_id: Option<String>,
+    pub token_alias: Option<String>,
+    pub app_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// A secret as stored: the key version that sealed it and `nonce || ciphertext`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_version: i64,
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Sealed {{ key_version: {}, {} bytes }}",
+            self.key_version,
+            self.blob.len()
+        )
+    }
+}
+
+/// Which table a sealed secret lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretTable {
+    Apps,
+    Tokens,
+}
+
+impl SecretTable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apps => "apps",
+            Self::Tokens => "tokens",
+        }
+    }
+}
+
+/// A sealed secret and the row it belongs to, as key rotation walks them.
+#[derive(Debug, Clone)]
+pub struct SealedRef {
+    pub table: SecretTable,
+    pub row_id: String,
+    pub secret: Sealed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// A data key as stored: wrapped by the master key.
+#[derive(Debug, Clone)]
+pub struct DataKeyRecord {
+    pub version: i64,
+    pub state: KeyState,
+    pub wrapped: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// The installation row: its id and its wrapped fingerprint key.
+#[derive(Debug, Clone)]
+pub struct InstanceRecord {
+    pub instance_id: String,
+    pub fingerprint_key: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A token row as the backends return it.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub token: Token,
+    pub secret: Sealed,
+    pub fingerprint: String,
+}
+
+/// An app row as the backends return it.
+#[derive(Debug, Clone)]
+pub struct AppRecord {
+    pub app: App,
+    pub secret: Sealed,
+}
+
+/// `token list` filters as the backends see them.
+#[derive(Debug, Clone, Default)]
+pub struct TokenQuery {
+    pub status: Option<TokenStatus>,
+    pub kind: Option<TokenKind>,
+    pub app_id: Option<AppId>,
+    /// Epoch ms: only tokens with a known, finite expiry at or before this.
+    pub expires_before: Option<i64>,
+    pub tag: Option<Tag>,
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How many secrets each data key version seals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyUsage {
+    pub version: i64,
+    pub state: KeyState,
+    pub created_at: Timestamp,
+    pub secrets: i64,
+}

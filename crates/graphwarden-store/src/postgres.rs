@@ -1,0 +1,72 @@
+//! The PostgreSQL backend, for several instances sharing one inventory.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connection settings for [`PostgresStore::open`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub(crate) const BACKEND: Backend = Backend::Postgres;
+
+    pub async fn open_url(url: &str, options: &PostgresOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl {
+            url: crate::redact_url(url),
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn has_instance_table(&self) -> Result<bool> {
+        let row: (bool,) = sqlx::query_as("SELECT to_regclass('instance') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
+    }
+
+    async fn run_migrations(&self) -> Result<()> {
+        // sqlx takes an advisory lock, so instances starting together migrate once.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+crate::sql::impl_sql_store!(PostgresStore, sqlx::Postgres);

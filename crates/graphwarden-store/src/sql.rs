@@ -1,0 +1,714 @@
+//! The SQL both backends share.
+//!
+//! SQLite and PostgreSQL accept the same statements for everything the inventory does (both take
+//! `$N` placeholders, `RETURNING` and `ON DELETE` rules), so the statements and row decoding are
+//! written once, in [`impl_sql_store!`], and expanded in each backend module against its own
+//! driver types. What differs — connection set-up, migrations, catalogue queries — stays in
+//! `sqlite.rs` and `postgres.rs`.
+
+use graphwarden_core::{AppId, MetaId, Scope, Tag, TokenAlias, TokenKind, TokenStatus};
+use jiff::Timestamp;
+
+use crate::error::{Result, StoreError};
+use crate::model::{GranularScope, KeyState, TokenQuery};
+
+pub(crate) const TOKEN_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t.secret, \
+    t.secret_key_version, t.fingerprint, t.hint, t.meta_user_id, t.page_id, t.business_id, \
+    t.parent_id, p.alias AS parent_alias, t.owner, t.requested_by, t.purpose, t.scopes_needed, \
+    t.created_at, t.updated_at, t.status, t.status_cause, t.expires_at, t.data_access_expires_at, \
+    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at \
+    FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
+
+pub(crate) const APP_SELECT: &str = "SELECT a.app_id, a.name, a.secret, a.secret_key_version, \
+    a.approved, a.notes, a.created_at, a.updated_at, \
+    (SELECT COUNT(*) FROM tokens t WHERE t.app_id = a.app_id) AS token_count FROM apps a";
+
+pub(crate) const EVENT_SELECT: &str =
+    "SELECT id, at, actor, action, token_id, token_alias, app_id, detail FROM events";
+
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
+    (at, actor, action, token_id, token_alias, app_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// A value bound into a dynamically built statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` clause (on alias `t`) and its bindings for a token query.
+pub(crate) fn token_where(query: &TokenQuery) -> (String, Vec<Bind>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut push = |clause: &str, bind: Bind| {
+        binds.push(bind);
+        clauses.push(clause.replace("$?", &format!("${}", binds.len())));
+    };
+    if let Some(status) = query.status {
+        push("t.status = $?", Bind::Text(status.as_str().to_owned()));
+    }
+    if let Some(kind) = query.kind {
+        push("t.kind = $?", Bind::Text(kind.as_str().to_owned()));
+    }
+    if let Some(app) = &query.app_id {
+        push("t.app_id = $?", Bind::Text(app.to_string()));
+    }
+    if let Some(before) = query.expires_before {
+        push(
+            "(t.expires_at > 0 AND t.expires_at <= $?)",
+            Bind::Int(before),
+        );
+    }
+    if let Some(tag) = &query.tag {
+        push(
+            "EXISTS (SELECT 1 FROM token_tags f WHERE f.token_id = t.id AND f.tag = $?)",
+            Bind::Text(tag.to_string()),
+        );
+    }
+    if clauses.is_empty() {
+        (String::new(), binds)
+    } else {
+        (format!(" WHERE {}", clauses.join(" AND ")), binds)
+    }
+}
+
+pub(crate) fn ts(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms)
+        .map_err(|_| StoreError::corrupt(format!("`{ms}` is not a valid time")))
+}
+
+pub(crate) fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(ts).transpose()
+}
+
+pub(crate) fn alias(text: &str) -> Result<TokenAlias> {
+    TokenAlias::parse(text).map_err(|e| StoreError::corrupt(format!("stored alias: {e}")))
+}
+
+pub(crate) fn app_id(text: &str) -> Result<AppId> {
+    AppId::parse(text).map_err(|e| StoreError::corrupt(format!("stored app id: {e}")))
+}
+
+pub(crate) fn meta_id(text: Option<String>) -> Result<Option<MetaId>> {
+    text.map(|t| MetaId::parse(&t).map_err(|e| StoreError::corrupt(format!("stored id: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn kind(text: &str) -> Result<TokenKind> {
+    TokenKind::parse(text).map_err(|e| StoreError::corrupt(format!("stored kind: {e}")))
+}
+
+pub(crate) fn status(text: &str) -> Result<TokenStatus> {
+    TokenStatus::parse(text).map_err(|e| StoreError::corrupt(format!("stored status: {e}")))
+}
+
+pub(crate) fn key_state(text: &str) -> Result<KeyState> {
+    match text {
+        "active" => Ok(KeyState::Active),
+        "retired" => Ok(KeyState::Retired),
+        other => Err(StoreError::corrupt(format!("stored key state `{other}`"))),
+    }
+}
+
+pub(crate) fn scopes_needed(json: &str) -> Result<Vec<Scope>> {
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt(format!("stored scopes: {e}")))
+}
+
+pub(crate) fn string_list(json: Option<String>) -> Result<Option<Vec<String>>> {
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|e| StoreError::corrupt(format!("stored scopes: {e}")))
+    })
+    .transpose()
+}
+
+pub(crate) fn granular(json: Option<String>) -> Result<Option<Vec<GranularScope>>> {
+    json.map(|j| {
+        serde_json::from_str(&j)
+            .map_err(|e| StoreError::corrupt(format!("stored granular scopes: {e}")))
+    })
+    .transpose()
+}
+
+pub(crate) fn tag(text: &str) -> Result<Tag> {
+    Tag::parse(text).map_err(|e| StoreError::corrupt(format!("stored tag: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising our own plain data types to JSON cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Expands to the row decoders and the `Store` implementation for one backend.
+///
+/// `$store` must have inherent `reader()` and `writer()` returning `&sqlx::Pool<$db>`, plus
+/// `has_instance_table()`, `run_migrations()` and `BACKEND`.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        use std::collections::HashMap;
+
+        use async_trait::async_trait;
+        use graphwarden_core::{AppId, Tag, TokenAlias};
+        use sqlx::Row as _;
+
+        use $crate::error::{Result, StoreError};
+        use $crate::model::{
+            App, AppRecord, Backend, DataKeyRecord, Event, Expiry, InstanceRecord, NewEvent,
+            SecretTable, Sealed, SealedRef, Token, TokenQuery, TokenRecord,
+        };
+        use $crate::sql;
+        use $crate::store::Store;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+        type DbConn = <$db as sqlx::Database>::Connection;
+
+        fn token_from_row(row: &DbRow, tags: Vec<Tag>) -> Result<TokenRecord> {
+            let token = Token {
+                id: row.try_get("id")?,
+                alias: sql::alias(row.try_get("alias")?)?,
+                kind: sql::kind(row.try_get("kind")?)?,
+                app_id: sql::app_id(row.try_get("app_id")?)?,
+                hint: row.try_get("hint")?,
+                meta_user_id: sql::meta_id(row.try_get("meta_user_id")?)?,
+                page_id: sql::meta_id(row.try_get("page_id")?)?,
+                business_id: sql::meta_id(row.try_get("business_id")?)?,
+                parent_id: row.try_get("parent_id")?,
+                parent_alias: row
+                    .try_get::<Option<String>, _>("parent_alias")?
+                    .map(|a| sql::alias(&a))
+                    .transpose()?,
+                owner: row.try_get("owner")?,
+                requested_by: row.try_get("requested_by")?,
+                purpose: row.try_get("purpose")?,
+                scopes_needed: sql::scopes_needed(row.try_get("scopes_needed")?)?,
+                tags,
+                created_at: sql::ts(row.try_get("created_at")?)?,
+                updated_at: sql::ts(row.try_get("updated_at")?)?,
+                status: sql::status(row.try_get("status")?)?,
+                status_cause: row.try_get("status_cause")?,
+                expires: Expiry::from_column(row.try_get("expires_at")?),
+                data_access_expires_at: sql::opt_ts(row.try_get("data_access_expires_at")?)?,
+                issued_at: sql::opt_ts(row.try_get("issued_at")?)?,
+                scopes: sql::string_list(row.try_get("scopes")?)?,
+                granular_scopes: sql::granular(row.try_get("granular_scopes")?)?,
+                last_checked_at: sql::opt_ts(row.try_get("last_checked_at")?)?,
+                last_used_at: sql::opt_ts(row.try_get("last_used_at")?)?,
+            };
+            Ok(TokenRecord {
+                token,
+                secret: Sealed {
+                    key_version: row.try_get("secret_key_version")?,
+                    blob: row.try_get("secret")?,
+                },
+                fingerprint: row.try_get("fingerprint")?,
+            })
+        }
+
+        fn app_from_row(row: &DbRow) -> Result<AppRecord> {
+            Ok(AppRecord {
+                app: App {
+                    app_id: sql::app_id(row.try_get("app_id")?)?,
+                    name: row.try_get("name")?,
+                    approved: row.try_get("approved")?,
+                    notes: row.try_get("notes")?,
+                    token_count: row.try_get("token_count")?,
+                    created_at: sql::ts(row.try_get("created_at")?)?,
+                    updated_at: sql::ts(row.try_get("updated_at")?)?,
+                },
+                secret: Sealed {
+                    key_version: row.try_get("secret_key_version")?,
+                    blob: row.try_get("secret")?,
+                },
+            })
+        }
+
+        fn event_from_row(row: &DbRow) -> Result<Event> {
+            let detail: String = row.try_get("detail")?;
+            Ok(Event {
+                id: row.try_get("id")?,
+                at: sql::ts(row.try_get("at")?)?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                token_id: row.try_get("token_id")?,
+                token_alias: row.try_get("token_alias")?,
+                app_id: row.try_get("app_id")?,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::corrupt(format!("stored event detail: {e}")))?,
+            })
+        }
+
+        fn key_from_row(row: &DbRow) -> Result<DataKeyRecord> {
+            Ok(DataKeyRecord {
+                version: row.try_get("version")?,
+                state: sql::key_state(row.try_get("state")?)?,
+                wrapped: row.try_get("wrapped")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        async fn insert_event(conn: &mut DbConn, event: &NewEvent) -> Result<()> {
+            sqlx::query(sql::INSERT_EVENT)
+                .bind(event.at)
+                .bind(&event.actor)
+                .bind(event.action)
+                .bind(&event.token_id)
+                .bind(&event.token_alias)
+                .bind(&event.app_id)
+                .bind(sql::to_json(&event.detail))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        fn bind_all<'q>(
+            mut query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            binds: &'q [sql::Bind],
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            for bind in binds {
+                query = match bind {
+                    sql::Bind::Text(text) => query.bind(text.as_str()),
+                    sql::Bind::Int(n) => query.bind(*n),
+                };
+            }
+            query
+        }
+
+        impl $store {
+            async fn tags_where(
+                &self,
+                where_sql: &str,
+                binds: &[sql::Bind],
+            ) -> Result<HashMap<String, Vec<Tag>>> {
+                let statement = format!(
+                    "SELECT tt.token_id, tt.tag FROM token_tags tt JOIN tokens t ON t.id = tt.token_id{where_sql} ORDER BY tt.tag"
+                );
+                let rows = bind_all(sqlx::query(&statement), binds).fetch_all(self.reader()).await?;
+                let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+                for row in &rows {
+                    let token_id: String = row.try_get("token_id")?;
+                    tags.entry(token_id).or_default().push(sql::tag(row.try_get("tag")?)?);
+                }
+                Ok(tags)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                Self::BACKEND
+            }
+
+            async fn instance(&self) -> Result<Option<InstanceRecord>> {
+                if !self.has_instance_table().await? {
+                    return Ok(None);
+                }
+                let row = sqlx::query(
+                    "SELECT instance_id, fingerprint_key, created_at FROM instance WHERE id = 1",
+                )
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(|row| {
+                    Ok(InstanceRecord {
+                        instance_id: row.try_get("instance_id")?,
+                        fingerprint_key: row.try_get("fingerprint_key")?,
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn migrate(&self) -> Result<()> {
+                self.run_migrations().await
+            }
+
+            async fn initialize(
+                &self,
+                instance: &InstanceRecord,
+                first_key: &DataKeyRecord,
+            ) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO instance (id, instance_id, fingerprint_key, created_at) VALUES (1, $1, $2, $3)",
+                )
+                .bind(&instance.instance_id)
+                .bind(&instance.fingerprint_key)
+                .bind(instance.created_at)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        return Err(StoreError::AlreadyInitialized);
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO data_keys (version, state, wrapped, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(first_key.version)
+                .bind(first_key.state.as_str())
+                .bind(&first_key.wrapped)
+                .bind(first_key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn data_keys(&self) -> Result<Vec<DataKeyRecord>> {
+                let rows = sqlx::query(
+                    "SELECT version, state, wrapped, created_at FROM data_keys ORDER BY version",
+                )
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn add_data_key(&self, key: &DataKeyRecord, event: &NewEvent) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("UPDATE data_keys SET state = 'retired' WHERE state = 'active'")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO data_keys (version, state, wrapped, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(key.version)
+                .bind(key.state.as_str())
+                .bind(&key.wrapped)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_unused_retired_keys(&self) -> Result<Vec<i64>> {
+                let rows = sqlx::query(
+                    "DELETE FROM data_keys WHERE state = 'retired' \
+                     AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.secret_key_version = data_keys.version) \
+                     AND NOT EXISTS (SELECT 1 FROM apps a WHERE a.secret_key_version = data_keys.version) \
+                     RETURNING version",
+                )
+                .fetch_all(self.writer())
+                .await;
+                match rows {
+                    // A secret sealed with a retired key was written concurrently: keep the key.
+                    Err(e) if sql::is_foreign_key_violation(&e) => Ok(Vec::new()),
+                    Err(e) => Err(e.into()),
+                    Ok(rows) => rows.iter().map(|r| Ok(r.try_get("version")?)).collect(),
+                }
+            }
+
+            async fn secrets_per_key(&self) -> Result<Vec<(i64, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT k.version, \
+                     (SELECT COUNT(*) FROM tokens t WHERE t.secret_key_version = k.version) \
+                     + (SELECT COUNT(*) FROM apps a WHERE a.secret_key_version = k.version) AS n \
+                     FROM data_keys k ORDER BY k.version",
+                )
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("version")?, r.try_get("n")?)))
+                    .collect()
+            }
+
+            async fn insert_app(&self, record: &AppRecord, event: &NewEvent) -> Result<()> {
+                let app = &record.app;
+                let mut tx = self.writer().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO apps (app_id, name, secret, secret_key_version, approved, notes, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(app.app_id.as_str())
+                .bind(&app.name)
+                .bind(&record.secret.blob)
+                .bind(record.secret.key_version)
+                .bind(app.approved)
+                .bind(&app.notes)
+                .bind(app.created_at.as_millisecond())
+                .bind(app.updated_at.as_millisecond())
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        return Err(StoreError::AppExists {
+                            app_id: app.app_id.to_string(),
+                        });
+                    }
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        return Err(StoreError::MissingReference {
+                            detail: "data key".to_owned(),
+                        });
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn app(&self, app_id: &AppId) -> Result<Option<AppRecord>> {
+                let statement = format!("{} WHERE a.app_id = $1", sql::APP_SELECT);
+                let row = sqlx::query(&statement)
+                    .bind(app_id.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.as_ref().map(app_from_row).transpose()
+            }
+
+            async fn apps(&self) -> Result<Vec<AppRecord>> {
+                let statement = format!("{} ORDER BY a.name, a.app_id", sql::APP_SELECT);
+                let rows = sqlx::query(&statement).fetch_all(self.reader()).await?;
+                rows.iter().map(app_from_row).collect()
+            }
+
+            async fn delete_app(&self, app_id: &AppId, event: &NewEvent) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let deleted = sqlx::query("DELETE FROM apps WHERE app_id = $1")
+                    .bind(app_id.as_str())
+                    .execute(&mut *tx)
+                    .await;
+                let deleted = match deleted {
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        drop(tx);
+                        let tokens = self.app(app_id).await?.map_or(1, |a| a.app.token_count);
+                        return Err(StoreError::AppInUse {
+                            app_id: app_id.to_string(),
+                            tokens,
+                        });
+                    }
+                    other => other?,
+                };
+                if deleted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_token(&self, record: &TokenRecord, event: &NewEvent) -> Result<()> {
+                let t = &record.token;
+                let mut tx = self.writer().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO tokens (id, alias, kind, app_id, secret, secret_key_version, fingerprint, hint, \
+                     meta_user_id, page_id, business_id, parent_id, owner, requested_by, purpose, scopes_needed, \
+                     created_at, updated_at, status, status_cause, expires_at, data_access_expires_at, issued_at, \
+                     scopes, granular_scopes, last_checked_at, last_used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                     $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                )
+                .bind(&t.id)
+                .bind(t.alias.as_str())
+                .bind(t.kind.as_str())
+                .bind(t.app_id.as_str())
+                .bind(&record.secret.blob)
+                .bind(record.secret.key_version)
+                .bind(&record.fingerprint)
+                .bind(&t.hint)
+                .bind(t.meta_user_id.as_ref().map(|i| i.as_str()))
+                .bind(t.page_id.as_ref().map(|i| i.as_str()))
+                .bind(t.business_id.as_ref().map(|i| i.as_str()))
+                .bind(&t.parent_id)
+                .bind(&t.owner)
+                .bind(&t.requested_by)
+                .bind(&t.purpose)
+                .bind(sql::to_json(&t.scopes_needed))
+                .bind(t.created_at.as_millisecond())
+                .bind(t.updated_at.as_millisecond())
+                .bind(t.status.as_str())
+                .bind(&t.status_cause)
+                .bind(t.expires.to_column())
+                .bind(t.data_access_expires_at.map(|x| x.as_millisecond()))
+                .bind(t.issued_at.map(|x| x.as_millisecond()))
+                .bind(t.scopes.as_ref().map(sql::to_json))
+                .bind(t.granular_scopes.as_ref().map(sql::to_json))
+                .bind(t.last_checked_at.map(|x| x.as_millisecond()))
+                .bind(t.last_used_at.map(|x| x.as_millisecond()))
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        drop(tx);
+                        return Err(match self.token_alias_by_fingerprint(&record.fingerprint).await? {
+                            Some(alias) => StoreError::DuplicateToken {
+                                alias: alias.to_string(),
+                            },
+                            None => StoreError::AliasTaken {
+                                alias: t.alias.to_string(),
+                            },
+                        });
+                    }
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        return Err(StoreError::MissingReference {
+                            detail: format!("app `{}`, parent or data key", t.app_id),
+                        });
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                for tag in &t.tags {
+                    sqlx::query("INSERT INTO token_tags (token_id, tag) VALUES ($1, $2)")
+                        .bind(&t.id)
+                        .bind(tag.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn token(&self, alias: &TokenAlias) -> Result<Option<TokenRecord>> {
+                let statement = format!("{} WHERE t.alias = $1", sql::TOKEN_SELECT);
+                let Some(row) = sqlx::query(&statement)
+                    .bind(alias.as_str())
+                    .fetch_optional(self.reader())
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let binds = [sql::Bind::Text(alias.to_string())];
+                let mut tags = self.tags_where(" WHERE t.alias = $1", &binds).await?;
+                let id: String = row.try_get("id")?;
+                token_from_row(&row, tags.remove(&id).unwrap_or_default()).map(Some)
+            }
+
+            async fn token_alias_by_fingerprint(
+                &self,
+                fingerprint: &str,
+            ) -> Result<Option<TokenAlias>> {
+                let row = sqlx::query("SELECT alias FROM tokens WHERE fingerprint = $1")
+                    .bind(fingerprint)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(|r| sql::alias(r.try_get("alias")?)).transpose()
+            }
+
+            async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>> {
+                let (where_sql, binds) = sql::token_where(query);
+                let statement = format!("{}{where_sql} ORDER BY t.alias", sql::TOKEN_SELECT);
+                let rows = bind_all(sqlx::query(&statement), &binds)
+                    .fetch_all(self.reader())
+                    .await?;
+                let mut tags = self.tags_where(&where_sql, &binds).await?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("id")?;
+                        token_from_row(row, tags.remove(&id).unwrap_or_default())
+                    })
+                    .collect()
+            }
+
+            async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let deleted = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn append_event(&self, event: &NewEvent) -> Result<()> {
+                let mut conn = self.writer().acquire().await?;
+                insert_event(&mut conn, event).await
+            }
+
+            async fn token_events(&self, token_id: &str) -> Result<Vec<Event>> {
+                let statement = format!("{} WHERE token_id = $1 ORDER BY id", sql::EVENT_SELECT);
+                let rows = sqlx::query(&statement)
+                    .bind(token_id)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn recent_events(&self, limit: i64) -> Result<Vec<Event>> {
+                let statement = format!("{} ORDER BY id DESC LIMIT $1", sql::EVENT_SELECT);
+                let rows = sqlx::query(&statement)
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn secrets_not_sealed_with(
+                &self,
+                version: i64,
+                limit: i64,
+            ) -> Result<Vec<SealedRef>> {
+                let rows = sqlx::query(
+                    "SELECT 'apps' AS tbl, app_id AS row_id, secret, secret_key_version FROM apps \
+                     WHERE secret_key_version <> $1 \
+                     UNION ALL \
+                     SELECT 'tokens' AS tbl, id AS row_id, secret, secret_key_version FROM tokens \
+                     WHERE secret_key_version <> $1 \
+                     LIMIT $2",
+                )
+                .bind(version)
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let table: String = row.try_get("tbl")?;
+                        Ok(SealedRef {
+                            table: if table == "apps" {
+                                SecretTable::Apps
+                            } else {
+                                SecretTable::Tokens
+                            },
+                            row_id: row.try_get("row_id")?,
+                            secret: Sealed {
+                                key_version: row.try_get("secret_key_version")?,
+                                blob: row.try_get("secret")?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn reseal(&self, old: &SealedRef, new: &Sealed) -> Result<bool> {
+                let statement = match old.table {
+                    SecretTable::Apps => {
+                        "UPDATE apps SET secret = $1, secret_key_version = $2 \
+                         WHERE app_id = $3 AND secret_key_version = $4 AND secret = $5"
+                    }
+                    SecretTable::Tokens => {
+                        "UPDATE tokens SET secret = $1, secret_key_version = $2 \
+                         WHERE id = $3 AND secret_key_version = $4 AND secret = $5"
+                    }
+                };
+                let done = sqlx::query(statement)
+                    .bind(&new.blob)
+                    .bind(new.key_version)
+                    .bind(&old.row_id)
+                    .bind(old.secret.key_version)
+                    .bind(&old.secret.blob)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -1,0 +1,66 @@
+//! The `Store` trait: persistence of sealed rows, implemented once per backend.
+//!
+//! Backends never see plaintext secrets; [`crate::Inventory`] seals and opens them. Every
+//! mutation that the event log must know about takes its [`NewEvent`] and writes both in one
+//! transaction, so there is never a change without its event or an event without its change.
+
+use async_trait::async_trait;
+use graphwarden_core::{AppId, TokenAlias};
+
+use crate::error::Result;
+use crate::model::{
+    AppRecord, Backend, DataKeyRecord, Event, InstanceRecord, NewEvent, Sealed, SealedRef,
+    TokenQuery, TokenRecord,
+};
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// The installation row; `None` when the schema or the row does not exist yet.
+    async fn instance(&self) -> Result<Option<InstanceRecord>>;
+
+    /// Bring the schema up to date (forward-only, embedded migrations).
+    async fn migrate(&self) -> Result<()>;
+
+    /// Write the installation row and the first data key. Fails with
+    /// [`crate::StoreError::AlreadyInitialized`] when an installation row exists.
+    async fn initialize(&self, instance: &InstanceRecord, first_key: &DataKeyRecord) -> Result<()>;
+
+    async fn data_keys(&self) -> Result<Vec<DataKeyRecord>>;
+
+    /// Add a new active data key and retire all others, in one transaction.
+    async fn add_data_key(&self, key: &DataKeyRecord, event: &NewEvent) -> Result<()>;
+
+    /// Delete retired keys that no secret uses any more; returns their versions.
+    async fn delete_unused_retired_keys(&self) -> Result<Vec<i64>>;
+
+    /// How many secrets each key version seals: `(version, count)`.
+    async fn secrets_per_key(&self) -> Result<Vec<(i64, i64)>>;
+
+    async fn insert_app(&self, app: &AppRecord, event: &NewEvent) -> Result<()>;
+    async fn app(&self, app_id: &AppId) -> Result<Option<AppRecord>>;
+    async fn apps(&self) -> Result<Vec<AppRecord>>;
+    /// Delete an app that has no tokens; `false` when it did not exist.
+    async fn delete_app(&self, app_id: &AppId, event: &NewEvent) -> Result<bool>;
+
+    async fn insert_token(&self, token: &TokenRecord, event: &NewEvent) -> Result<()>;
+    async fn token(&self, alias: &TokenAlias) -> Result<Option<TokenRecord>>;
+    async fn token_alias_by_fingerprint(&self, fingerprint: &str) -> Result<Option<TokenAlias>>;
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>>;
+    /// Delete a token (its children lose their parent link); `false` when it did not exist.
+    async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool>;
+
+    async fn append_event(&self, event: &NewEvent) -> Result<()>;
+    /// Events about one token, oldest first.
+    async fn token_events(&self, token_id: &str) -> Result<Vec<Event>>;
+    /// The most recent events, newest first.
+    async fn recent_events(&self, limit: i64) -> Result<Vec<Event>>;
+
+    /// Up to `limit` sealed secrets whose key version is not `version`.
+    async fn secrets_not_sealed_with(&self, version: i64, limit: i64) -> Result<Vec<SealedRef>>;
+
+    /// Replace one sealed secret if it is still exactly `old.secret`; `false` when the row
+    /// changed or vanished in the meantime (the caller simply looks again).
+    async fn reseal(&self, old: &SealedRef, new: &Sealed) -> Result<bool>;
+}

@@ -1,0 +1,741 @@
+//! Behaviour every backend must show. Each function gets a fresh, empty database.
+
+use std::sync::Arc;
+
+use graphwarden_core::{AppId, Clock, MetaId, Scope, Tag, TokenAlias, TokenKind, TokenStatus};
+use graphwarden_store::{
+    Expiry, GranularScope, Inventory, MasterKey, NewApp, NewToken, RotateOptions, Sealed,
+    SealedRef, SecretTable, StoreError, TokenFilter, TokenRecord,
+};
+use graphwarden_testkit::{TestStore, contains_secret, fake_token};
+use jiff::SignedDuration;
+use secrecy::{ExposeSecret, SecretString};
+
+const APP: &str = "1234567890";
+const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+fn app_id() -> AppId {
+    AppId::parse(APP).unwrap()
+}
+
+fn alias(a: &str) -> TokenAlias {
+    TokenAlias::parse(a).unwrap()
+}
+
+fn new_app(id: &str) -> NewApp {
+    NewApp {
+        app_id: AppId::parse(id).unwrap(),
+        name: format!("App {id}"),
+        secret: SecretString::from(APP_SECRET),
+        approved: true,
+        notes: "Used by the ETL team".into(),
+    }
+}
+
+fn new_token(a: &str, secret: &str) -> NewToken {
+    NewToken {
+        alias: alias(a),
+        kind: TokenKind::User,
+        app_id: app_id(),
+        secret: SecretString::from(secret.to_owned()),
+        meta_user_id: None,
+        page_id: None,
+        business_id: None,
+        parent: None,
+        owner: "ana@example.com".into(),
+        requested_by: "ops".into(),
+        purpose: "nightly insights export".into(),
+        scopes_needed: vec![Scope::parse("ads_read").unwrap()],
+        tags: vec![Tag::parse("client:acme").unwrap()],
+    }
+}
+
+async fn with_app(store: &TestStore) -> Inventory {
+    let inv = store.initialize().await;
+    inv.add_app(new_app(APP), "test").await.unwrap();
+    inv
+}
+
+pub async fn init_refuses_a_second_time(store: &TestStore) {
+    let _inv = store.initialize().await;
+    let again = Inventory::initialize(store.options()).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyInitialized)),
+        "{again:?}"
+    );
+    // and with another key, too
+    let other = Inventory::initialize(store.options_with_key(MasterKey::generate())).await;
+    assert!(
+        matches!(other, Err(StoreError::AlreadyInitialized)),
+        "{other:?}"
+    );
+}
+
+pub async fn apps_round_trip(store: &TestStore) {
+    let inv = store.initialize().await;
+    let app = inv.add_app(new_app(APP), "alice").await.unwrap();
+    assert_eq!(app.name, format!("App {APP}"));
+    assert!(matches!(
+        inv.add_app(new_app(APP), "alice").await,
+        Err(StoreError::AppExists { .. })
+    ));
+    inv.add_app(new_app("42"), "alice").await.unwrap();
+    let apps = inv.apps().await.unwrap();
+    assert_eq!(apps.len(), 2);
+    assert_eq!(
+        inv.app(&app_id()).await.unwrap().notes,
+        "Used by the ETL team"
+    );
+    assert_eq!(
+        inv.app_secret(&app_id()).await.unwrap().expose_secret(),
+        APP_SECRET
+    );
+
+    inv.remove_app(&AppId::parse("42").unwrap(), "alice")
+        .await
+        .unwrap();
+    assert!(matches!(
+        inv.app(&AppId::parse("42").unwrap()).await,
+        Err(StoreError::NotFound { what: "app", .. })
+    ));
+    let events = inv.recent_events(10).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["app.removed", "app.added", "app.added"]);
+    assert!(events.iter().all(|e| e.actor == "alice"));
+}
+
+pub async fn app_with_tokens_cannot_be_removed(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_token(new_token("t1", &fake_token()), "test")
+        .await
+        .unwrap();
+    let err = inv.remove_app(&app_id(), "test").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AppInUse { tokens: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(inv.app(&app_id()).await.unwrap().token_count, 1);
+}
+
+pub async fn tokens_round_trip_with_every_field(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secret = fake_token();
+    let parent = inv
+        .add_token(new_token("user-long", &secret), "test")
+        .await
+        .unwrap();
+    let mut page = new_token("page-acme", &fake_token());
+    page.kind = TokenKind::Page;
+    page.meta_user_id = Some(MetaId::parse("100001").unwrap());
+    page.page_id = Some(MetaId::parse("200002").unwrap());
+    page.business_id = Some(MetaId::parse("300003").unwrap());
+    page.parent = Some(alias("user-long"));
+    page.tags = vec![
+        Tag::parse("team=growth").unwrap(),
+        Tag::parse("client:acme").unwrap(),
+    ];
+    let added = inv.add_token(page, "bob").await.unwrap();
+
+    let got = inv.token(&alias("page-acme")).await.unwrap();
+    assert_eq!(got, added);
+    assert_eq!(got.kind, TokenKind::Page);
+    assert_eq!(got.parent_id.as_deref(), Some(parent.id.as_str()));
+    assert_eq!(got.parent_alias, Some(alias("user-long")));
+    assert_eq!(got.page_id.as_ref().unwrap().as_str(), "200002");
+    assert_eq!(got.status, TokenStatus::Unknown);
+    assert_eq!(got.expires, Expiry::Unknown);
+    let tags: Vec<&str> = got.tags.iter().map(Tag::as_str).collect();
+    assert_eq!(tags, ["client:acme", "team=growth"]);
+    assert_eq!(
+        got.hint,
+        format!("EAAB…{}", &got.hint[got.hint.len() - 4..])
+    );
+    assert!(got.hint.starts_with("EAAB…"));
+
+    assert_eq!(
+        inv.open_token_secret(&alias("user-long"))
+            .await
+            .unwrap()
+            .expose_secret(),
+        secret
+    );
+    let all = inv.tokens(&TokenFilter::default()).await.unwrap();
+    let aliases: Vec<&str> = all.iter().map(|t| t.alias.as_str()).collect();
+    assert_eq!(aliases, ["page-acme", "user-long"]);
+
+    let events = inv.token_events(&alias("page-acme")).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "token.added");
+    assert_eq!(events[0].actor, "bob");
+    assert_eq!(events[0].detail["parent"], "user-long");
+}
+
+pub async fn the_same_token_twice_is_refused_with_its_alias(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secret = fake_token();
+    inv.add_token(new_token("first", &secret), "test")
+        .await
+        .unwrap();
+    // Surrounding whitespace is not part of a token: still the same one.
+    let err = inv
+        .add_token(new_token("second", &format!("  {secret}\n")), "test")
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::DuplicateToken { alias } => assert_eq!(alias, "first"),
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert!(!err_text(&inv.add_token(new_token("third", &secret), "t").await).contains(&secret));
+    assert_eq!(inv.tokens(&TokenFilter::default()).await.unwrap().len(), 1);
+}
+
+fn err_text<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("{e} {e:?}"),
+    }
+}
+
+pub async fn taken_alias_unknown_app_and_unknown_parent_are_refused(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_token(new_token("taken", &fake_token()), "test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        inv.add_token(new_token("taken", &fake_token()), "test")
+            .await,
+        Err(StoreError::AliasTaken { .. })
+    ));
+    let mut t = new_token("x", &fake_token());
+    t.app_id = AppId::parse("999").unwrap();
+    assert!(matches!(
+        inv.add_token(t, "test").await,
+        Err(StoreError::NotFound { what: "app", .. })
+    ));
+    let mut t = new_token("y", &fake_token());
+    t.parent = Some(alias("missing"));
+    assert!(matches!(
+        inv.add_token(t, "test").await,
+        Err(StoreError::NotFound {
+            what: "parent token",
+            ..
+        })
+    ));
+    assert!(matches!(
+        inv.token(&alias("nope")).await,
+        Err(StoreError::NotFound { what: "token", .. })
+    ));
+    assert_eq!(inv.tokens(&TokenFilter::default()).await.unwrap().len(), 1);
+}
+
+pub async fn bad_input_changes_nothing(store: &TestStore) {
+    let inv = with_app(store).await;
+    let before = inv.recent_events(100).await.unwrap().len();
+    let long = "E".repeat(9000);
+    for bad in [
+        "",
+        "   \n",
+        "EAAB with space",
+        "EAAB\u{1b}[2J",
+        long.as_str(),
+        "EAABé",
+    ] {
+        let err = inv
+            .add_token(new_token("bad", bad), "test")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    }
+    let mut t = new_token("ctl", &fake_token());
+    t.owner = "ana\u{7}".into();
+    assert!(matches!(
+        inv.add_token(t, "test").await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    let mut app = new_app("77");
+    app.secret = SecretString::from(" ");
+    assert!(matches!(
+        inv.add_app(app, "test").await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(
+        inv.tokens(&TokenFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(inv.apps().await.unwrap().len(), 1);
+    assert_eq!(inv.recent_events(100).await.unwrap().len(), before);
+}
+
+/// Inspection fills status and expiry; until that lands in the inventory API, write such rows
+/// through the `Store` trait directly.
+async fn insert_inspected(
+    inv: &Inventory,
+    alias_text: &str,
+    kind: TokenKind,
+    status: TokenStatus,
+    expires: Expiry,
+    tag: Option<&str>,
+) {
+    let mut new = new_token(alias_text, &fake_token());
+    new.kind = kind;
+    new.tags = tag
+        .map(|t| vec![Tag::parse(t).unwrap()])
+        .unwrap_or_default();
+    let added = inv.add_token(new, "test").await.unwrap();
+    let mut record: TokenRecord = inv.store().token(&added.alias).await.unwrap().unwrap();
+    let event = graphwarden_store::NewEvent {
+        at: 0,
+        actor: "test".into(),
+        action: "token.removed",
+        token_id: Some(record.token.id.clone()),
+        token_alias: None,
+        app_id: None,
+        detail: serde_json::json!({}),
+    };
+    inv.store()
+        .delete_token(&record.token.id, &event)
+        .await
+        .unwrap();
+    record.token.status = status;
+    record.token.expires = expires;
+    record.token.scopes = Some(vec!["ads_read".into()]);
+    record.token.granular_scopes = Some(vec![GranularScope {
+        scope: "ads_read".into(),
+        target_ids: vec!["act_1".into()],
+    }]);
+    inv.store().insert_token(&record, &event).await.unwrap();
+}
+
+pub async fn list_filters(store: &TestStore) {
+    let inv = with_app(store).await;
+    let now = store.clock.now();
+    let in_days = |d: i64| Expiry::At(now.checked_add(SignedDuration::from_hours(24 * d)).unwrap());
+    insert_inspected(
+        &inv,
+        "soon",
+        TokenKind::User,
+        TokenStatus::Expiring,
+        in_days(3),
+        Some("client:acme"),
+    )
+    .await;
+    insert_inspected(
+        &inv,
+        "later",
+        TokenKind::User,
+        TokenStatus::Valid,
+        in_days(40),
+        None,
+    )
+    .await;
+    insert_inspected(
+        &inv,
+        "forever",
+        TokenKind::Page,
+        TokenStatus::Valid,
+        Expiry::Never,
+        Some("client:acme"),
+    )
+    .await;
+    insert_inspected(
+        &inv,
+        "dead",
+        TokenKind::SystemUser,
+        TokenStatus::Revoked,
+        in_days(-1),
+        None,
+    )
+    .await;
+    inv.add_app(new_app("55"), "t").await.unwrap();
+    let mut other = new_token("other-app", &fake_token());
+    other.app_id = AppId::parse("55").unwrap();
+    other.tags = vec![];
+    inv.add_token(other, "t").await.unwrap();
+
+    let names = |f: TokenFilter| {
+        let inv = &inv;
+        async move {
+            inv.tokens(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.alias.into_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        names(TokenFilter {
+            status: Some(TokenStatus::Valid),
+            ..Default::default()
+        })
+        .await,
+        ["forever", "later"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            kind: Some(TokenKind::Page),
+            ..Default::default()
+        })
+        .await,
+        ["forever"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            app_id: Some(AppId::parse("55").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        ["other-app"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            expiring_within: Some(SignedDuration::from_hours(24 * 7)),
+            ..Default::default()
+        })
+        .await,
+        ["dead", "soon"],
+        "already-expired counts as expiring; never-expiring and unknown do not"
+    );
+    assert_eq!(
+        names(TokenFilter {
+            tag: Some(Tag::parse("client:acme").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        ["forever", "soon"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            tag: Some(Tag::parse("client:acme").unwrap()),
+            expiring_within: Some(SignedDuration::from_hours(24 * 7)),
+            ..Default::default()
+        })
+        .await,
+        ["soon"]
+    );
+    let listed = inv
+        .tokens(&TokenFilter {
+            tag: Some(Tag::parse("client:acme").unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listed[1].tags.len(),
+        1,
+        "tags come back with filtered lists"
+    );
+    assert_eq!(
+        listed[1].granular_scopes.as_ref().unwrap()[0].target_ids,
+        ["act_1"]
+    );
+    // Time moves: 40 days on, `later` is within a week too.
+    store.clock.advance(SignedDuration::from_hours(24 * 36));
+    assert_eq!(
+        names(TokenFilter {
+            expiring_within: Some(SignedDuration::from_hours(24 * 7)),
+            ..Default::default()
+        })
+        .await,
+        ["dead", "later", "soon"]
+    );
+}
+
+pub async fn removing_a_parent_keeps_the_child(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_token(new_token("parent", &fake_token()), "test")
+        .await
+        .unwrap();
+    let mut child = new_token("child", &fake_token());
+    child.parent = Some(alias("parent"));
+    inv.add_token(child, "test").await.unwrap();
+    let removed = inv.remove_token(&alias("parent"), "carol").await.unwrap();
+    let child = inv.token(&alias("child")).await.unwrap();
+    assert_eq!(child.parent_id, None);
+    assert!(matches!(
+        inv.remove_token(&alias("parent"), "carol").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The removed token's history stays in the log.
+    let events = inv.store().token_events(&removed.id).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["token.added", "token.removed"]);
+    // The alias can be used again, with its own history.
+    inv.add_token(new_token("parent", &fake_token()), "test")
+        .await
+        .unwrap();
+    assert_eq!(inv.token_events(&alias("parent")).await.unwrap().len(), 1);
+}
+
+pub async fn reveal_records_an_event_first(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secret = fake_token();
+    inv.add_token(new_token("t", &secret), "test")
+        .await
+        .unwrap();
+    let revealed = inv
+        .reveal_token(&alias("t"), "dave", "debugging a 190")
+        .await
+        .unwrap();
+    assert_eq!(revealed.expose_secret(), secret);
+    let events = inv.token_events(&alias("t")).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.action, "token.revealed");
+    assert_eq!(last.actor, "dave");
+    assert_eq!(last.detail["reason"], "debugging a 190");
+    for event in &events {
+        assert!(!event.detail.to_string().contains(&secret));
+    }
+}
+
+pub async fn event_log_is_append_only(store: &TestStore) {
+    let inv = with_app(store).await;
+    let url = store.url();
+    let result = if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let update = sqlx::query("UPDATE events SET actor = 'mallory'")
+            .execute(&pool)
+            .await;
+        let delete = sqlx::query("DELETE FROM events").execute(&pool).await;
+        (update.is_err(), delete.is_err())
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let update = sqlx::query("UPDATE events SET actor = 'mallory'")
+            .execute(&pool)
+            .await;
+        let delete = sqlx::query("DELETE FROM events").execute(&pool).await;
+        (update.is_err(), delete.is_err())
+    };
+    assert_eq!(result, (true, true));
+    assert!(
+        inv.recent_events(10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.actor == "test")
+    );
+}
+
+pub async fn plaintext_never_reaches_the_database(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secrets: Vec<String> = (0..5).map(|_| fake_token()).collect();
+    for (i, s) in secrets.iter().enumerate() {
+        inv.add_token(new_token(&format!("t{i}"), s), "test")
+            .await
+            .unwrap();
+    }
+    inv.reveal_token(&alias("t0"), "test", "check")
+        .await
+        .unwrap();
+    inv.rotate_data_key(&RotateOptions::default(), "test")
+        .await
+        .unwrap();
+    drop(inv);
+    let dump = store.raw_dump().await;
+    assert!(dump.len() > 1000, "the dump holds the database");
+    for s in &secrets {
+        assert!(!contains_secret(&dump, s), "a token is stored in the clear");
+        // Nor any 12-character stretch of it beyond the hint's edges.
+        assert!(!contains_secret(&dump, &s[4..16]));
+    }
+    assert!(
+        !contains_secret(&dump, APP_SECRET),
+        "the app secret is stored in the clear"
+    );
+    assert!(!contains_secret(&dump, &store.master_key.to_hex()));
+}
+
+pub async fn wrong_master_key_is_refused_and_writes_nothing(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_token(new_token("t", &fake_token()), "test")
+        .await
+        .unwrap();
+    drop(inv);
+    let before = store.raw_dump().await;
+    let err = Inventory::open(store.options_with_key(MasterKey::generate()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey), "{err:?}");
+    assert!(err.to_string().contains("nothing was changed"));
+    let after = store.raw_dump().await;
+    if store.sqlite_path().is_none() {
+        assert_eq!(before, after, "a wrong key wrote to the database");
+    }
+    // The right key still works.
+    let inv = store.open().await;
+    assert_eq!(inv.tokens(&TokenFilter::default()).await.unwrap().len(), 1);
+}
+
+pub async fn swapped_ciphertext_does_not_decrypt(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_token(new_token("a", &fake_token()), "test")
+        .await
+        .unwrap();
+    inv.add_token(new_token("b", &fake_token()), "test")
+        .await
+        .unwrap();
+    let a = inv.store().token(&alias("a")).await.unwrap().unwrap();
+    let b = inv.store().token(&alias("b")).await.unwrap().unwrap();
+    // Someone with database access copies a's ciphertext over b's.
+    let moved = inv
+        .store()
+        .reseal(
+            &SealedRef {
+                table: SecretTable::Tokens,
+                row_id: b.token.id.clone(),
+                secret: b.secret.clone(),
+            },
+            &Sealed { ..a.secret.clone() },
+        )
+        .await
+        .unwrap();
+    assert!(moved);
+    let err = inv.open_token_secret(&alias("b")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
+    assert!(inv.open_token_secret(&alias("a")).await.is_ok());
+}
+
+async fn all_secrets_open(inv: &Inventory, expected: &[(String, String)]) {
+    for (a, secret) in expected {
+        let got = inv.open_token_secret(&alias(a)).await.unwrap();
+        assert_eq!(got.expose_secret(), secret, "token {a} after rotation");
+    }
+    assert_eq!(
+        inv.app_secret(&app_id()).await.unwrap().expose_secret(),
+        APP_SECRET
+    );
+}
+
+pub async fn rotation_interrupted_and_rerun_keeps_every_secret(store: &TestStore) {
+    let inv = with_app(store).await;
+    let mut expected = Vec::new();
+    for i in 0..12 {
+        let s = fake_token();
+        inv.add_token(new_token(&format!("tok{i:02}"), &s), "test")
+            .await
+            .unwrap();
+        expected.push((format!("tok{i:02}"), s));
+    }
+    let report = inv
+        .rotate_data_key(
+            &RotateOptions {
+                batch_size: 4,
+                stop_after: Some(5),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.version,
+            report.resumed,
+            report.resealed,
+            report.complete
+        ),
+        (2, false, 5, false)
+    );
+    drop(inv);
+
+    // A fresh process sees a half-rotated store: every secret still opens.
+    let inv = store.open().await;
+    all_secrets_open(&inv, &expected).await;
+    let usage = inv.key_usage().await.unwrap();
+    assert_eq!(usage.iter().map(|u| u.secrets).sum::<i64>(), 13);
+    assert_eq!(usage.len(), 2);
+
+    // Rerun: it finishes the same rotation rather than starting another.
+    let report = inv
+        .rotate_data_key(
+            &RotateOptions {
+                batch_size: 4,
+                stop_after: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.version,
+            report.resumed,
+            report.resealed,
+            report.complete
+        ),
+        (2, true, 8, true)
+    );
+    assert_eq!(report.deleted_keys, [1]);
+    all_secrets_open(&inv, &expected).await;
+    let usage = inv.key_usage().await.unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!((usage[0].version, usage[0].secrets), (2, 13));
+
+    // A later rotation starts a new key.
+    let report = inv
+        .rotate_data_key(&RotateOptions::default(), "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.version, report.resumed, report.resealed),
+        (3, false, 13)
+    );
+    all_secrets_open(&inv, &expected).await;
+    let rotations = inv
+        .recent_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "key.rotated")
+        .count();
+    assert_eq!(rotations, 2);
+}
+
+pub async fn rotation_while_writers_keep_working(store: &TestStore) {
+    let inv = Arc::new(with_app(store).await);
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let s = fake_token();
+        inv.add_token(new_token(&format!("old{i:02}"), &s), "test")
+            .await
+            .unwrap();
+        expected.push((format!("old{i:02}"), s));
+    }
+    // A second handle, as another process would have, keeps adding while the first rotates.
+    let writer = Arc::new(store.open().await);
+    let writes = {
+        let writer = Arc::clone(&writer);
+        tokio::spawn(async move {
+            let mut added = Vec::new();
+            for i in 0..20 {
+                let s = fake_token();
+                writer
+                    .add_token(new_token(&format!("new{i:02}"), &s), "test")
+                    .await
+                    .unwrap();
+                added.push((format!("new{i:02}"), s));
+            }
+            added
+        })
+    };
+    let report = inv
+        .rotate_data_key(
+            &RotateOptions {
+                batch_size: 3,
+                stop_after: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    expected.extend(writes.await.unwrap());
+    assert!(report.complete);
+    all_secrets_open(&inv, &expected).await;
+    all_secrets_open(&writer, &expected).await;
+    // Anything the other handle sealed with the retired key is moved by the next run.
+    inv.rotate_data_key(&RotateOptions::default(), "test")
+        .await
+        .unwrap();
+    all_secrets_open(&inv, &expected).await;
+}

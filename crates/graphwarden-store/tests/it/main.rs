@@ -1,0 +1,51 @@
+//! The store's integration tests: one conformance suite, run on SQLite always and on PostgreSQL
+//! when `GRAPHWARDEN_TEST_DATABASE_URL` is set, plus what only SQLite has (files, locks).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conformance;
+mod sqlite_file;
+
+/// Run each named conformance test against both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = graphwarden_testkit::TestStore::sqlite();
+                    crate::conformance::$name(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(store) = graphwarden_testkit::TestStore::postgres().await else {
+                        return;
+                    };
+                    crate::conformance::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    init_refuses_a_second_time,
+    apps_round_trip,
+    app_with_tokens_cannot_be_removed,
+    tokens_round_trip_with_every_field,
+    the_same_token_twice_is_refused_with_its_alias,
+    taken_alias_unknown_app_and_unknown_parent_are_refused,
+    bad_input_changes_nothing,
+    list_filters,
+    removing_a_parent_keeps_the_child,
+    reveal_records_an_event_first,
+    event_log_is_append_only,
+    plaintext_never_reaches_the_database,
+    wrong_master_key_is_refused_and_writes_nothing,
+    swapped_ciphertext_does_not_decrypt,
+    rotation_interrupted_and_rerun_keeps_every_secret,
+    rotation_while_writers_keep_working,
+);
