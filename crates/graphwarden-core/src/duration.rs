@@ -4,7 +4,7 @@ use jiff::SignedDuration;
 
 use crate::id::InvalidInput;
 
-/// Parse `N` followed by one unit: `s`, `m`, `h`, `d` or `w`. Whitespace around is ignored.
+/// Parse `N` followed by one unit: `ms`, `s`, `m`, `h`, `d` or `w`. Whitespace around is ignored.
 pub fn parse_duration(text: &str) -> Result<SignedDuration, InvalidInput> {
     let text = text.trim();
     let bad = || {
@@ -15,6 +15,9 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, InvalidInput> {
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let n: i64 = number.parse().map_err(|_| bad())?;
+    if unit == "ms" {
+        return Ok(SignedDuration::from_millis(n));
+    }
     let seconds_per_unit: i64 = match unit {
         "s" => 1,
         "m" => 60,
@@ -67,6 +70,7 @@ mod tests {
         assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86_400);
         assert_eq!(parse_duration("30m").unwrap().as_secs(), 1_800);
         assert_eq!(parse_duration("45s").unwrap().as_secs(), 45);
+        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
     }
 
     #[test]

@@ -578,6 +578,17 @@ impl Inventory {
         options: &RotateOptions,
         actor: &str,
     ) -> Result<RotationReport> {
+        self.rotate_data_key_with_progress(options, actor, &|_, _| {})
+            .await
+    }
+
+    /// [`Inventory::rotate_data_key`], calling `progress(done, total)` after each secret.
+    pub async fn rotate_data_key_with_progress(
+        &self,
+        options: &RotateOptions,
+        actor: &str,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<RotationReport> {
         self.reload_keys().await?;
         let active = self.keys.read().map_err(|_| poisoned())?.active;
         let pending = self.store.secrets_not_sealed_with(active, 1).await?;
@@ -601,6 +612,14 @@ impl Inventory {
             version
         };
 
+        let total: usize = self
+            .store
+            .secrets_per_key()
+            .await?
+            .iter()
+            .filter(|(v, _)| *v != version)
+            .map(|(_, n)| usize::try_from(*n).unwrap_or(0))
+            .sum();
         let mut resealed = 0usize;
         let mut stopped = false;
         'passes: loop {
@@ -618,6 +637,7 @@ impl Inventory {
                 }
                 if self.reseal_one(item, version).await? {
                     resealed += 1;
+                    progress(resealed, total.max(resealed));
                 }
             }
         }

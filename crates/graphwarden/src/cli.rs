@@ -1,0 +1,229 @@
+//! The command line: every command and flag, parsed with clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keeps Meta Graph and Marketing API access tokens alive, watched and least-privileged.
+#[derive(Debug, Parser)]
+#[command(name = "graphwarden", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The data directory (default: GRAPHWARDEN_DATA_DIR, else the platform's data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A configuration file to read instead of DATA_DIR/graphwarden.toml (or GRAPHWARDEN_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (overrides `database.url`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Accept a master key file that group or others can read.
+    #[arg(long, global = true)]
+    pub allow_insecure_key_permissions: bool,
+
+    /// Log level or filter for standard error (overrides `log.level`).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory, a commented configuration, the master key and the database.
+    Init,
+    /// Show the example or the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Register and list Meta apps.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Store, list and inspect tokens.
+    #[command(subcommand)]
+    Token(Box<TokenCommand>),
+    /// Manage the encryption keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the documented example configuration.
+    Example,
+    /// Print the effective configuration, secrets redacted, with where each value came from.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register a Meta app. The app secret is read from stdin, a file or an environment variable.
+    Add {
+        /// The Meta app id (digits).
+        app_id: String,
+        /// A name people recognise.
+        #[arg(long)]
+        name: String,
+        /// Read the app secret from this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "secret_env")]
+        secret_file: Option<PathBuf>,
+        /// Read the app secret from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+        /// Mark the app as approved for use in your organisation.
+        #[arg(long)]
+        approved: bool,
+        /// Free notes.
+        #[arg(long, default_value = "")]
+        notes: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one app.
+    Show {
+        app_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an app that has no tokens.
+    Remove {
+        app_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Store a token. It is read from stdin (or --from-file, --from-env), never from the command line.
+    Add(Box<TokenAddArgs>),
+    /// List tokens.
+    List(TokenListArgs),
+    /// Show one token, without its secret.
+    Show {
+        alias: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a token and its secret (its history stays in the event log).
+    Remove {
+        alias: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show what happened to a token, oldest first.
+    Events {
+        alias: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the secret token. Asks first (or --yes) and records who did it.
+    Reveal {
+        alias: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Why, for the event log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenAddArgs {
+    /// The name to store it under, such as `acme-ads-prod`.
+    pub alias: String,
+    /// The Meta app the token belongs to.
+    #[arg(long = "app", value_name = "APP_ID")]
+    pub app_id: String,
+    /// `user`, `page`, `app` or `system_user`.
+    #[arg(long, default_value = "user")]
+    pub kind: String,
+    /// Who is responsible for it.
+    #[arg(long, default_value = "")]
+    pub owner: String,
+    /// Who asked for it.
+    #[arg(long, default_value = "")]
+    pub requested_by: String,
+    /// What it is for.
+    #[arg(long, default_value = "")]
+    pub purpose: String,
+    /// The permissions it needs, comma-separated (for least-privilege audits).
+    #[arg(long, value_name = "SCOPES", default_value = "")]
+    pub scopes_needed: String,
+    /// A label; repeat for several.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// The alias of the token this one was derived from.
+    #[arg(long, value_name = "ALIAS")]
+    pub parent: Option<String>,
+    /// The Meta user or system-user id it acts as.
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+    /// The Page id, for Page tokens.
+    #[arg(long, value_name = "ID")]
+    pub page_id: Option<String>,
+    /// The business id.
+    #[arg(long, value_name = "ID")]
+    pub business_id: Option<String>,
+    /// Read the token from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_env")]
+    pub from_file: Option<PathBuf>,
+    /// Read the token from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Only tokens in this status (valid, expiring, expired, revoked, unknown, …).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only tokens of this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only tokens of this app.
+    #[arg(long = "app", value_name = "APP_ID")]
+    pub app_id: Option<String>,
+    /// Only tokens that expire within this long, such as `7d` (already expired ones included).
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: Option<String>,
+    /// Only tokens with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Re-encrypt every secret under a new data key. Safe to interrupt and run again; the
+    /// service keeps working meanwhile.
+    Rotate {
+        /// Secrets per round trip.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch_size: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the data keys and how many secrets each one seals.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,122 @@
+//! Dispatch: load the configuration, start logging, run one command.
+
+mod app;
+mod config;
+mod init;
+mod key;
+mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use graphwarden_core::{Clock, SystemClock};
+use graphwarden_store::{Inventory, MasterKey, OpenOptions, PostgresOptions, SqliteOptions};
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::config::{self as settings, FlagSettings, Loaded, LogFormat};
+use crate::exit::{CliError, CliResult};
+
+/// What every command gets: the loaded configuration, the clock and who is acting.
+pub struct Context {
+    pub loaded: Loaded,
+    pub clock: Arc<dyn Clock>,
+    pub actor: String,
+}
+
+impl Context {
+    pub fn open_options(&self, master_key: MasterKey) -> CliResult<OpenOptions> {
+        let db = &self.loaded.config.database;
+        let busy = graphwarden_core::duration::parse_duration(&db.busy_timeout)?;
+        let busy = Duration::from_millis(u64::try_from(busy.as_millis()).unwrap_or(5_000));
+        Ok(OpenOptions {
+            url: self.loaded.database_url(),
+            master_key,
+            clock: Arc::clone(&self.clock),
+            sqlite: SqliteOptions {
+                create: false,
+                busy_timeout: busy,
+                max_readers: db.max_connections,
+            },
+            postgres: PostgresOptions {
+                max_connections: db.max_connections,
+                ..PostgresOptions::default()
+            },
+        })
+    }
+
+    pub fn load_master_key(&self) -> CliResult<MasterKey> {
+        Ok(MasterKey::load_file(
+            &self.loaded.key_file(),
+            self.loaded.config.key.allow_insecure_permissions,
+        )?)
+    }
+
+    /// Open the inventory: the key first (so a bad key touches nothing), then the database.
+    pub async fn inventory(&self) -> CliResult<Inventory> {
+        let key = self.load_master_key()?;
+        Ok(Inventory::open(self.open_options(key)?).await?)
+    }
+}
+
+/// Who the event log records for commands run here.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .and_then(|u| graphwarden_core::free_text("user", &u, 64, false).ok())
+        .filter(|u| !u.is_empty());
+    match user {
+        Some(user) => format!("cli:{user}"),
+        None => "cli".to_owned(),
+    }
+}
+
+fn init_logging(loaded: &Loaded) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&loaded.config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::output::colour_enabled());
+    let _ = match loaded.config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> CliResult<u8> {
+    // The example needs nothing, not even a valid environment.
+    if let Command::Config(ConfigCommand::Example) = &cli.command {
+        print!("{}", settings::EXAMPLE);
+        return Ok(0);
+    }
+    let flags = FlagSettings {
+        database_url: cli.database_url.clone(),
+        allow_insecure_key_permissions: cli.allow_insecure_key_permissions,
+        log_level: cli.log_level.clone(),
+    };
+    let loaded = settings::load(cli.data_dir.as_deref(), cli.config.as_deref(), &flags)?;
+    init_logging(&loaded);
+    let ctx = Context {
+        loaded,
+        clock: Arc::new(SystemClock),
+        actor: actor(),
+    };
+    tracing::debug!(data_dir = %ctx.loaded.data_dir.display(), "Loaded the configuration.");
+    match cli.command {
+        Command::Init => init::run(&ctx).await,
+        Command::Config(command) => config::run(&ctx, command),
+        Command::App(command) => app::run(&ctx, command).await,
+        Command::Token(command) => token::run(&ctx, *command).await,
+        Command::Key(command) => key::run(&ctx, command).await,
+    }
+}
+
+/// Turn a flag's text into a checked value, or a usage error naming the flag.
+pub fn parse_flag<T>(
+    flag: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, graphwarden_core::InvalidInput>,
+) -> CliResult<T> {
+    parse(text).map_err(|e| CliError::usage(format!("{flag}: {e}")))
+}

@@ -1,0 +1,394 @@
+//! `graphwarden token add|list|show|remove|events|reveal`.
+
+use std::io::Write;
+
+use comfy_table::Cell;
+use graphwarden_core::duration::parse_duration;
+use graphwarden_core::{AppId, MetaId, Tag, TokenAlias, TokenKind, TokenStatus, parse_scope_list};
+use graphwarden_store::{Event, GranularScope, NewToken, Token, TokenFilter};
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::cli::{TokenAddArgs, TokenCommand, TokenListArgs};
+use crate::command::{Context, parse_flag};
+use crate::exit::{self, CliError, CliResult};
+use crate::input::{self, SecretSource};
+use crate::output;
+
+/// A token as `--json` shows it. The first fields are the table's columns, under the same
+/// names; the rest are what `token show` adds.
+#[derive(Debug, Serialize)]
+struct TokenView<'a> {
+    alias: &'a str,
+    kind: TokenKind,
+    app: &'a str,
+    status: TokenStatus,
+    expires_in: String,
+    scopes: Option<&'a [String]>,
+    owner: &'a str,
+    status_cause: &'a str,
+    action: &'static str,
+    expires_in_seconds: Option<i64>,
+    expires_at: Option<String>,
+    never_expires: bool,
+    data_access_expires_at: Option<String>,
+    issued_at: Option<String>,
+    granular_scopes: Option<&'a [GranularScope]>,
+    scopes_needed: Vec<&'a str>,
+    requested_by: &'a str,
+    purpose: &'a str,
+    tags: Vec<&'a str>,
+    hint: &'a str,
+    user_id: Option<&'a str>,
+    page_id: Option<&'a str>,
+    business_id: Option<&'a str>,
+    parent: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    last_checked_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+impl<'a> TokenView<'a> {
+    fn new(t: &'a Token, now: Timestamp) -> Self {
+        let expires_at = match t.expires {
+            graphwarden_store::Expiry::At(at) => Some(output::time(at)),
+            _ => None,
+        };
+        Self {
+            alias: t.alias.as_str(),
+            kind: t.kind,
+            app: t.app_id.as_str(),
+            status: t.status,
+            expires_in: output::expires_in(t.expires, now),
+            scopes: t.scopes.as_deref(),
+            owner: &t.owner,
+            status_cause: &t.status_cause,
+            action: t.status.action(),
+            expires_in_seconds: output::expires_in_seconds(t.expires, now),
+            expires_at,
+            never_expires: t.expires == graphwarden_store::Expiry::Never,
+            data_access_expires_at: t.data_access_expires_at.map(output::time),
+            issued_at: t.issued_at.map(output::time),
+            granular_scopes: t.granular_scopes.as_deref(),
+            scopes_needed: t.scopes_needed.iter().map(|s| s.as_str()).collect(),
+            requested_by: &t.requested_by,
+            purpose: &t.purpose,
+            tags: t.tags.iter().map(Tag::as_str).collect(),
+            hint: &t.hint,
+            user_id: t.meta_user_id.as_ref().map(MetaId::as_str),
+            page_id: t.page_id.as_ref().map(MetaId::as_str),
+            business_id: t.business_id.as_ref().map(MetaId::as_str),
+            parent: t.parent_alias.as_ref().map(TokenAlias::as_str),
+            created_at: output::time(t.created_at),
+            updated_at: output::time(t.updated_at),
+            last_checked_at: t.last_checked_at.map(output::time),
+            last_used_at: t.last_used_at.map(output::time),
+        }
+    }
+}
+
+fn scopes_text(scopes: Option<&[String]>) -> String {
+    match scopes {
+        None => "-".to_owned(),
+        Some([]) => "(none)".to_owned(),
+        Some(list) if list.len() <= 3 => list.join(","),
+        Some(list) => format!("{} +{}", list[..3].join(","), list.len() - 3),
+    }
+}
+
+fn dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+pub async fn run(ctx: &Context, command: TokenCommand) -> CliResult<u8> {
+    match command {
+        TokenCommand::Add(args) => add(ctx, *args).await,
+        TokenCommand::List(args) => list(ctx, args).await,
+        TokenCommand::Show { alias, json } => show(ctx, &alias, json).await,
+        TokenCommand::Remove { alias, yes } => remove(ctx, &alias, yes).await,
+        TokenCommand::Events { alias, json } => events(ctx, &alias, json).await,
+        TokenCommand::Reveal { alias, yes, reason } => reveal(ctx, &alias, yes, &reason).await,
+    }
+}
+
+fn alias_arg(text: &str) -> CliResult<TokenAlias> {
+    parse_flag("ALIAS", text, TokenAlias::parse)
+}
+
+fn optional_id(flag: &str, text: Option<&str>) -> CliResult<Option<MetaId>> {
+    text.map(|t| parse_flag(flag, t, MetaId::parse)).transpose()
+}
+
+async fn add(ctx: &Context, args: TokenAddArgs) -> CliResult<u8> {
+    // Check every flag before reading the secret or touching the store.
+    let alias = alias_arg(&args.alias)?;
+    let app_id = parse_flag("--app", &args.app_id, AppId::parse)?;
+    let kind = parse_flag("--kind", &args.kind, TokenKind::parse)?;
+    let scopes_needed = parse_flag("--scopes-needed", &args.scopes_needed, parse_scope_list)?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| parse_flag("--tag", t, Tag::parse))
+        .collect::<CliResult<Vec<_>>>()?;
+    let parent = args
+        .parent
+        .as_deref()
+        .map(|p| parse_flag("--parent", p, TokenAlias::parse))
+        .transpose()?;
+    let meta_user_id = optional_id("--user-id", args.user_id.as_deref())?;
+    let page_id = optional_id("--page-id", args.page_id.as_deref())?;
+    let business_id = optional_id("--business-id", args.business_id.as_deref())?;
+    let source = SecretSource::from_flags(args.from_file.as_deref(), args.from_env.as_deref());
+
+    let inventory = ctx.inventory().await?;
+    let secret = input::read_secret("token", &source)?;
+    let token = inventory
+        .add_token(
+            NewToken {
+                alias,
+                kind,
+                app_id,
+                secret,
+                meta_user_id,
+                page_id,
+                business_id,
+                parent,
+                owner: args.owner,
+                requested_by: args.requested_by,
+                purpose: args.purpose,
+                scopes_needed,
+                tags,
+            },
+            &ctx.actor,
+        )
+        .await?;
+    if args.json {
+        output::print_json(&TokenView::new(&token, ctx.clock.now()))?;
+    } else {
+        println!(
+            "Stored {} token `{}` ({}) for app {}. Its status stays `unknown` until it is inspected.",
+            token.kind, token.alias, token.hint, token.app_id
+        );
+    }
+    Ok(0)
+}
+
+async fn list(ctx: &Context, args: TokenListArgs) -> CliResult<u8> {
+    let filter = TokenFilter {
+        status: args
+            .status
+            .as_deref()
+            .map(|s| parse_flag("--status", s, TokenStatus::parse))
+            .transpose()?,
+        kind: args
+            .kind
+            .as_deref()
+            .map(|k| parse_flag("--kind", k, TokenKind::parse))
+            .transpose()?,
+        app_id: args
+            .app_id
+            .as_deref()
+            .map(|a| parse_flag("--app", a, AppId::parse))
+            .transpose()?,
+        expiring_within: args
+            .expiring_within
+            .as_deref()
+            .map(|d| parse_flag("--expiring-within", d, parse_duration))
+            .transpose()?,
+        tag: args
+            .tag
+            .as_deref()
+            .map(|t| parse_flag("--tag", t, Tag::parse))
+            .transpose()?,
+    };
+    let tokens = ctx.inventory().await?.tokens(&filter).await?;
+    let now = ctx.clock.now();
+    if args.json {
+        let views: Vec<TokenView<'_>> = tokens.iter().map(|t| TokenView::new(t, now)).collect();
+        output::print_json(&views)?;
+        return Ok(0);
+    }
+    if tokens.is_empty() {
+        println!("No tokens match.");
+        return Ok(0);
+    }
+    let mut table = output::table(&[
+        "ALIAS",
+        "KIND",
+        "APP",
+        "STATUS",
+        "EXPIRES IN",
+        "SCOPES",
+        "OWNER",
+    ]);
+    for t in &tokens {
+        table.add_row(vec![
+            Cell::new(t.alias.as_str()),
+            Cell::new(t.kind.as_str()),
+            Cell::new(t.app_id.as_str()),
+            output::status_cell(t.status),
+            Cell::new(output::expires_in(t.expires, now)),
+            Cell::new(scopes_text(t.scopes.as_deref())),
+            Cell::new(dash(&t.owner)),
+        ]);
+    }
+    output::print_table(&table);
+    Ok(0)
+}
+
+async fn show(ctx: &Context, alias: &str, json: bool) -> CliResult<u8> {
+    let alias = alias_arg(alias)?;
+    let token = ctx.inventory().await?.token(&alias).await?;
+    let view = TokenView::new(&token, ctx.clock.now());
+    if json {
+        output::print_json(&view)?;
+        return Ok(0);
+    }
+    let opt = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    let rows: Vec<(&str, String)> = vec![
+        ("alias", view.alias.to_owned()),
+        ("kind", view.kind.to_string()),
+        ("app", view.app.to_owned()),
+        ("hint", view.hint.to_owned()),
+        (
+            "status",
+            format!("{} ({})", view.status, dash(view.status_cause)),
+        ),
+        ("action", view.action.to_owned()),
+        ("expires in", view.expires_in.clone()),
+        ("expires at", opt(view.expires_at.as_deref())),
+        (
+            "data access until",
+            opt(view.data_access_expires_at.as_deref()),
+        ),
+        ("issued at", opt(view.issued_at.as_deref())),
+        ("scopes", scopes_text(view.scopes)),
+        (
+            "scopes needed",
+            dash(&view.scopes_needed.join(",")).to_owned(),
+        ),
+        ("owner", dash(view.owner).to_owned()),
+        ("requested by", dash(view.requested_by).to_owned()),
+        ("purpose", dash(view.purpose).to_owned()),
+        ("tags", dash(&view.tags.join(", ")).to_owned()),
+        ("user id", opt(view.user_id)),
+        ("page id", opt(view.page_id)),
+        ("business id", opt(view.business_id)),
+        ("derived from", opt(view.parent)),
+        ("added", view.created_at.clone()),
+        ("last checked", opt(view.last_checked_at.as_deref())),
+        ("last used", opt(view.last_used_at.as_deref())),
+    ];
+    let mut table = output::table(&["FIELD", "VALUE"]);
+    for (k, v) in rows {
+        table.add_row(vec![k.to_owned(), v]);
+    }
+    output::print_table(&table);
+    Ok(0)
+}
+
+async fn remove(ctx: &Context, alias: &str, yes: bool) -> CliResult<u8> {
+    let alias = alias_arg(alias)?;
+    let inventory = ctx.inventory().await?;
+    let token = inventory.token(&alias).await?;
+    if !yes
+        && !input::confirm(
+            &format!(
+                "Remove the token `{}` ({}) and its stored secret?",
+                token.alias, token.hint
+            ),
+            "--yes",
+        )?
+    {
+        println!("Nothing removed.");
+        return Ok(0);
+    }
+    let token = inventory.remove_token(&alias, &ctx.actor).await?;
+    println!(
+        "Removed token `{}` ({}). Its history stays in the event log.",
+        token.alias, token.hint
+    );
+    Ok(0)
+}
+
+#[derive(Debug, Serialize)]
+struct EventView<'a> {
+    id: i64,
+    at: String,
+    actor: &'a str,
+    action: &'a str,
+    token: Option<&'a str>,
+    app: Option<&'a str>,
+    detail: &'a serde_json::Value,
+}
+
+impl<'a> From<&'a Event> for EventView<'a> {
+    fn from(e: &'a Event) -> Self {
+        Self {
+            id: e.id,
+            at: output::time(e.at),
+            actor: &e.actor,
+            action: &e.action,
+            token: e.token_alias.as_deref(),
+            app: e.app_id.as_deref(),
+            detail: &e.detail,
+        }
+    }
+}
+
+async fn events(ctx: &Context, alias: &str, json: bool) -> CliResult<u8> {
+    let alias = alias_arg(alias)?;
+    let events = ctx.inventory().await?.token_events(&alias).await?;
+    let views: Vec<EventView<'_>> = events.iter().map(EventView::from).collect();
+    if json {
+        output::print_json(&views)?;
+        return Ok(0);
+    }
+    let mut table = output::table(&["AT", "ACTOR", "ACTION", "DETAIL"]);
+    for e in &views {
+        let detail = match e.detail {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter(|(_, v)| !v.is_null() && *v != "" && *v != &serde_json::json!([]))
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
+        table.add_row(vec![
+            e.at.clone(),
+            e.actor.to_owned(),
+            e.action.to_owned(),
+            detail,
+        ]);
+    }
+    output::print_table(&table);
+    Ok(0)
+}
+
+async fn reveal(ctx: &Context, alias: &str, yes: bool, reason: &str) -> CliResult<u8> {
+    let alias = alias_arg(alias)?;
+    let inventory = ctx.inventory().await?;
+    // Make sure it exists before asking.
+    inventory.token(&alias).await?;
+    if !yes
+        && !input::confirm(
+            &format!("Print the secret token `{alias}`? This is recorded in the event log."),
+            "--yes",
+        )?
+    {
+        println!("Nothing revealed.");
+        return Ok(0);
+    }
+    let secret = inventory.reveal_token(&alias, &ctx.actor, reason).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", secret.expose_secret())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::new(exit::IO, format!("could not write the token: {e}")))?;
+    Ok(0)
+}

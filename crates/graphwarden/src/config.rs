@@ -1,0 +1,456 @@
+//! Configuration: figment layers (defaults → `graphwarden.toml` → `GRAPHWARDEN_*` environment,
+//! with `__` for nesting and a `_FILE` suffix to read a value from a file → flags), unknown keys
+//! refused, and a report of where each effective value came from.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::CliError;
+
+/// The documented example, printed by `config example` and written commented-out by `init`.
+pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
+
+/// Environment variables with the `GRAPHWARDEN_` prefix that are not settings.
+const NOT_SETTINGS: &[&str] = &["DATA_DIR", "CONFIG", "TEST_DATABASE_URL"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub key: KeyConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub busy_timeout: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    pub file: PathBuf,
+    pub allow_insecure_permissions: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://graphwarden.db".to_owned(),
+            busy_timeout: "5s".to_owned(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        Self {
+            file: PathBuf::from("master.key"),
+            allow_insecure_permissions: false,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "warn".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings given as command-line flags (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct FlagSettings {
+    pub database_url: Option<String>,
+    pub allow_insecure_key_permissions: bool,
+    pub log_level: Option<String>,
+}
+
+/// Where the data directory came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirSource {
+    Flag,
+    Env,
+    Platform,
+}
+
+impl DataDirSource {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Flag => "--data-dir",
+            Self::Env => "GRAPHWARDEN_DATA_DIR",
+            Self::Platform => "the platform's data directory",
+        }
+    }
+}
+
+/// Everything loaded: the data directory, the effective config, and the figment that made it
+/// (kept to report sources).
+#[derive(Debug)]
+pub struct Loaded {
+    pub data_dir: PathBuf,
+    pub data_dir_source: DataDirSource,
+    pub config_file: Option<PathBuf>,
+    pub config: Config,
+    figment: Figment,
+}
+
+/// The data directory: `--data-dir`, else `GRAPHWARDEN_DATA_DIR`, else the platform's.
+pub fn data_dir(flag: Option<&Path>) -> Result<(PathBuf, DataDirSource), CliError> {
+    if let Some(dir) = flag {
+        return Ok((dir.to_owned(), DataDirSource::Flag));
+    }
+    if let Some(dir) = std::env::var_os("GRAPHWARDEN_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Ok((PathBuf::from(dir), DataDirSource::Env));
+    }
+    dirs::data_dir()
+        .map(|d| (d.join("graphwarden"), DataDirSource::Platform))
+        .ok_or_else(|| {
+            CliError::config(
+                "this platform has no data directory; pass --data-dir DIR or set GRAPHWARDEN_DATA_DIR",
+            )
+        })
+}
+
+/// Load the layered configuration.
+pub fn load(
+    data_dir_flag: Option<&Path>,
+    config_flag: Option<&Path>,
+    flags: &FlagSettings,
+) -> Result<Loaded, CliError> {
+    let (data_dir, data_dir_source) = data_dir(data_dir_flag)?;
+    let explicit = config_flag.map(Path::to_owned).or_else(|| {
+        std::env::var_os("GRAPHWARDEN_CONFIG")
+            .filter(|c| !c.is_empty())
+            .map(PathBuf::from)
+    });
+    let config_file = match explicit {
+        Some(path) if !path.is_file() => {
+            return Err(CliError::config(format!(
+                "the configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        Some(path) => Some(path),
+        None => Some(data_dir.join("graphwarden.toml")).filter(|p| p.is_file()),
+    };
+
+    let mut figment = Figment::from(Named(DEFAULTS, Serialized::defaults(Config::default())));
+    if let Some(path) = &config_file {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment
+        .merge(
+            Env::prefixed("GRAPHWARDEN_")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_uppercase();
+                    !key.ends_with("_FILE") && !NOT_SETTINGS.contains(&key.as_str())
+                })
+                .split("__"),
+        )
+        .merge(FileEnv)
+        .merge(Named(FLAGS, flag_provider(flags)));
+    let config: Config = figment.extract().map_err(|e| config_error(&e))?;
+    validate(&config)?;
+    Ok(Loaded {
+        data_dir,
+        data_dir_source,
+        config_file,
+        config,
+        figment,
+    })
+}
+
+fn flag_provider(flags: &FlagSettings) -> Serialized<Dict> {
+    let mut dict = Dict::new();
+    let mut database = Dict::new();
+    if let Some(url) = &flags.database_url {
+        database.insert("url".into(), Value::from(url.clone()));
+    }
+    if !database.is_empty() {
+        dict.insert("database".into(), Value::from(database));
+    }
+    if flags.allow_insecure_key_permissions {
+        let mut key = Dict::new();
+        key.insert("allow_insecure_permissions".into(), Value::from(true));
+        dict.insert("key".into(), Value::from(key));
+    }
+    if let Some(level) = &flags.log_level {
+        let mut log = Dict::new();
+        log.insert("level".into(), Value::from(level.clone()));
+        dict.insert("log".into(), Value::from(log));
+    }
+    Serialized::defaults(dict)
+}
+
+const DEFAULTS: &str = "default";
+const FLAGS: &str = "command-line flag";
+
+/// A provider under a name of our choosing, so `config show` can say "default" or
+/// "command-line flag" rather than a type name.
+struct Named<P>(&'static str, P);
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.0)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.1.data()
+    }
+}
+
+fn config_error(err: &figment::Error) -> CliError {
+    // Figment's message names the key and the source; values are not included for
+    // unknown-field errors, and invalid-type errors show only the offending type.
+    let mut message = err.to_string();
+    if let Some(meta) = &err.metadata {
+        let source = describe_source(meta, &err.path);
+        if !message.contains(&source) {
+            message = format!("{message} (from {source})");
+        }
+    }
+    CliError::config(format!("invalid configuration: {message}"))
+}
+
+fn validate(config: &Config) -> Result<(), CliError> {
+    graphwarden_core::duration::parse_duration(&config.database.busy_timeout)
+        .map_err(|e| CliError::config(format!("invalid `database.busy_timeout`: {e}")))?;
+    if config.database.max_connections == 0 || config.database.max_connections > 1000 {
+        return Err(CliError::config(
+            "`database.max_connections` must be between 1 and 1000",
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(&config.log.level).map_err(|e| {
+        CliError::config(format!(
+            "`log.level` is not a level or filter ({e}); use `error`, `warn`, `info`, `debug` or `trace`"
+        ))
+    })?;
+    Ok(())
+}
+
+/// `GRAPHWARDEN_SECTION__KEY_FILE=/path`: the setting's value is the file's content, with a
+/// trailing newline removed. For secrets kept in mounted files.
+struct FileEnv;
+
+impl Provider for FileEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable (_FILE)")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        let mut vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        vars.sort();
+        for (name, path) in vars {
+            let Some(setting) = name
+                .strip_prefix("GRAPHWARDEN_")
+                .and_then(|rest| rest.strip_suffix("_FILE"))
+            else {
+                continue;
+            };
+            if NOT_SETTINGS.contains(&setting) {
+                continue;
+            }
+            let content = std::fs::read_to_string(&path)
+                .map_err(|e| figment::Error::from(format!("{name}: cannot read {path}: {e}")))?;
+            let value = content.strip_suffix('\n').unwrap_or(&content);
+            let value = value.strip_suffix('\r').unwrap_or(value).to_owned();
+            let parts: Vec<String> = setting.split("__").map(str::to_ascii_lowercase).collect();
+            insert_path(&mut root, &parts, Value::from(value));
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+fn insert_path(dict: &mut Dict, parts: &[String], value: Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            } else {
+                let mut inner = Dict::new();
+                insert_path(&mut inner, rest, value);
+                *entry = Value::from(inner);
+            }
+        }
+    }
+}
+
+fn describe_source(meta: &Metadata, path: &[String]) -> String {
+    let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+    match &meta.source {
+        Some(figment::Source::File(file)) => format!("{}", file.display()),
+        _ if meta.name.starts_with("environment variable (_FILE)") => {
+            format!("GRAPHWARDEN_{}_FILE", keys.join("__").to_ascii_uppercase())
+        }
+        _ if meta.name.contains("environment") => {
+            format!("GRAPHWARDEN_{}", keys.join("__").to_ascii_uppercase())
+        }
+        _ => meta.name.to_string(),
+    }
+}
+
+/// One row of `config show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub source: String,
+}
+
+/// Settings whose values are secret, or may hold one.
+fn redact(key: &str, value: serde_json::Value) -> serde_json::Value {
+    match (key, &value) {
+        ("database.url", serde_json::Value::String(url)) => {
+            serde_json::Value::String(graphwarden_store::redact_url(url))
+        }
+        _ => value,
+    }
+}
+
+impl Loaded {
+    /// The effective settings, secrets redacted, each with where it came from.
+    pub fn settings(&self) -> Vec<Setting> {
+        let mut out = vec![Setting {
+            key: "data_dir".to_owned(),
+            value: serde_json::Value::String(self.data_dir.display().to_string()),
+            source: self.data_dir_source.describe().to_owned(),
+        }];
+        let value = serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null);
+        let mut flat = Vec::new();
+        flatten("", &value, &mut flat);
+        for (key, value) in flat {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            let source = self
+                .figment
+                .find_metadata(&key)
+                .map_or_else(|| DEFAULTS.to_owned(), |meta| describe_source(meta, &path));
+            out.push(Setting {
+                value: redact(&key, value),
+                key,
+                source,
+            });
+        }
+        out
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.resolve(&self.config.key.file)
+    }
+
+    /// The database URL with relative SQLite paths placed inside the data directory.
+    pub fn database_url(&self) -> String {
+        let url = &self.config.database.url;
+        match graphwarden_store::sqlite::path_from_url(url) {
+            Ok(path) if path.is_relative() => {
+                format!("sqlite://{}", self.data_dir.join(path).display())
+            }
+            _ => url.clone(),
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_relative() {
+            self.data_dir.join(path)
+        } else {
+            path.to_owned()
+        }
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+/// The example with every setting commented out, as `init` writes it: valid, and changing
+/// nothing until someone uncomments a line.
+pub fn initial_file() -> &'static str {
+    EXAMPLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example, with its settings uncommented, is a valid configuration equal to the
+    /// defaults: the documentation cannot drift from the code.
+    #[test]
+    fn example_documents_exactly_the_defaults() {
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|line| {
+                let t = line.trim_start();
+                match t.strip_prefix("# ") {
+                    Some(rest) if rest.contains(" = ") && !rest.contains("GRAPHWARDEN_") => {
+                        rest.to_owned()
+                    }
+                    _ => line.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = Figment::from(Toml::string(&uncommented)).extract().unwrap();
+        assert_eq!(parsed, Config::default());
+        let keys_in_example = uncommented
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(" = "))
+            .count();
+        let mut flat = Vec::new();
+        flatten(
+            "",
+            &serde_json::to_value(Config::default()).unwrap(),
+            &mut flat,
+        );
+        assert_eq!(
+            keys_in_example,
+            flat.len(),
+            "every setting is documented in config.example.toml"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The `graphwarden` command line, end to end: the real binary against real SQLite files (and
+//! PostgreSQL when `GRAPHWARDEN_TEST_DATABASE_URL` is set), output checked with insta snapshots.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod config;
+mod inventory;
+mod postgres;
+mod rotation;
+mod secrets;
+mod support;
