@@ -3,7 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -35,6 +36,17 @@ impl PostgresStore {
         let connect = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl {
             url: crate::redact_url(url),
         })?;
+        // One direct attempt first: a refused or unknown host fails at once with the driver's
+        // reason, instead of the pool retrying quietly until its time-out.
+        let probe = tokio::time::timeout(
+            options.connect_timeout,
+            PgConnection::connect_with(&connect),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable {
+            detail: format!("no answer within {:?}", options.connect_timeout),
+        })??;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.connect_timeout)

@@ -63,12 +63,32 @@ fn actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
+        .or_else(user_from_passwd)
         .and_then(|u| graphwarden_core::free_text("user", &u, 64, false).ok())
         .filter(|u| !u.is_empty());
     match user {
         Some(user) => format!("cli:{user}"),
         None => "cli".to_owned(),
     }
+}
+
+/// The login name of this process's user, from `/etc/passwd`, when the environment has none
+/// (cron, containers).
+fn user_from_passwd() -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid_field = fields.nth(1)?;
+            (uid_field.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+        })
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 fn init_logging(loaded: &Loaded) {

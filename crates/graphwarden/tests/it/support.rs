@@ -134,6 +134,46 @@ impl Gw {
         all
     }
 
+    /// Every row of every table, as text: what the database holds, independent of how SQLite
+    /// lays it out in its files (opening a WAL database may checkpoint without changing data).
+    pub fn logical_dump(&self) -> String {
+        use sqlx::{Connection, Row};
+        let url = format!("sqlite://{}", self.db_path().display());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let tables: Vec<(String,)> =
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            let mut out = String::new();
+            for (table,) in tables {
+                let columns = sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                let names: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{}\")", c.get::<String, _>("name")))
+                    .collect();
+                let rows: Vec<(String,)> = sqlx::query_as(&format!(
+                    "SELECT {} FROM \"{table}\" ORDER BY rowid",
+                    names.join(" || '|' || ")
+                ))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+                out.push_str(&format!("## {table}\n"));
+                for (row,) in rows {
+                    out.push_str(&row);
+                    out.push('\n');
+                }
+            }
+            out
+        })
+    }
+
     pub fn token_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.run(&["token", "list", "--json"]).ok().stdout).unwrap()
     }

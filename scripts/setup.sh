@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what a fresh machine lacks to build and test graphwarden. Safe to run again.
+#  - the pinned Rust toolchain's rustfmt and clippy (rust-toolchain.toml)
+#  - cargo-nextest, when missing (from crates.io)
+#  - PostgreSQL, when missing (Debian packages), for the PostgreSQL half of the suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed; install Rust (https://rustup.rs) first" >&2
+  exit 69
+fi
+
+# rustup installs the components rust-toolchain.toml names on first use; make it explicit.
+if command -v rustup >/dev/null 2>&1; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1 && [ "${GRAPHWARDEN_SKIP_POSTGRES:-}" != "1" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  else
+    log "PostgreSQL is not installed and apt-get is not available: the PostgreSQL tests will be skipped"
+  fi
+fi
