@@ -106,52 +106,45 @@ fn check_meta_id(text: &str) -> Result<(), InvalidInput> {
     check_numeric_id("Meta id", text)
 }
 
-fn check_alias(text: &str) -> Result<(), InvalidInput> {
-    let ok_first = text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if text.is_empty() || text.len() > 64 || !ok_first || !ok_rest {
-        return Err(InvalidInput::new(format!(
-            "{} is not a valid alias; use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit, such as `acme-ads-prod`",
-            quote(text)
-        )));
+/// A label of at most 64 ASCII characters: `first` holds for the first, `rest` for all of them.
+fn check_label(
+    text: &str,
+    first: impl Fn(char) -> bool,
+    rest: impl Fn(char) -> bool,
+    describe: &str,
+) -> Result<(), InvalidInput> {
+    let ok_first = text.chars().next().is_some_and(first);
+    if text.is_empty() || text.len() > 64 || !ok_first || !text.chars().all(rest) {
+        return Err(InvalidInput::new(format!("{} {describe}", quote(text))));
     }
     Ok(())
+}
+
+fn check_alias(text: &str) -> Result<(), InvalidInput> {
+    check_label(
+        text,
+        |c| c.is_ascii_alphanumeric(),
+        |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
+        "is not a valid alias; use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit, such as `acme-ads-prod`",
+    )
 }
 
 fn check_tag(text: &str) -> Result<(), InvalidInput> {
-    let ok_first = text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '='));
-    if text.is_empty() || text.len() > 64 || !ok_first || !ok_rest {
-        return Err(InvalidInput::new(format!(
-            "{} is not a valid tag; use 1 to 64 letters, digits, `.`, `_`, `-`, `:`, `/` or `=`, such as `client:acme`",
-            quote(text)
-        )));
-    }
-    Ok(())
+    check_label(
+        text,
+        |c| c.is_ascii_alphanumeric(),
+        |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '='),
+        "is not a valid tag; use 1 to 64 letters, digits, `.`, `_`, `-`, `:`, `/` or `=`, such as `client:acme`",
+    )
 }
 
 fn check_scope(text: &str) -> Result<(), InvalidInput> {
-    let ok_first = text.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-    let ok_rest = text
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if text.is_empty() || text.len() > 64 || !ok_first || !ok_rest {
-        return Err(InvalidInput::new(format!(
-            "{} is not a Meta permission name; they are lower-case words joined by `_`, such as `ads_read`",
-            quote(text)
-        )));
-    }
-    Ok(())
+    check_label(
+        text,
+        |c| c.is_ascii_lowercase(),
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
+        "is not a Meta permission name; they are lower-case words joined by `_`, such as `ads_read`",
+    )
 }
 
 string_newtype!(

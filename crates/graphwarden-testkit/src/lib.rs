@@ -197,7 +197,13 @@ impl TestStore {
             TestBackend::Sqlite { dir, .. } => {
                 let mut all = Vec::new();
                 for entry in std::fs::read_dir(dir.path()).unwrap() {
-                    all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+                    // SQLite removes its `-wal` and `-shm` files when the last connection
+                    // closes, which may happen while we list them.
+                    match std::fs::read(entry.unwrap().path()) {
+                        Ok(bytes) => all.extend(bytes),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("cannot read the database files: {e}"),
+                    }
                 }
                 all
             }

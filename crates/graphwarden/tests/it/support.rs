@@ -128,7 +128,8 @@ impl Gw {
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("graphwarden.db"))
             {
-                all.extend(std::fs::read(&path).unwrap());
+                // The `-wal` and `-shm` files may vanish as the last connection closes.
+                all.extend(std::fs::read(&path).unwrap_or_default());
             }
         }
         all
