@@ -97,6 +97,9 @@ pub enum StoreError {
     #[error("a referenced record does not exist any more ({detail}); try again")]
     MissingReference { detail: String },
 
+    #[error("{detail}; run the command again")]
+    ConcurrentChange { detail: String },
+
     #[error("the database reported an error: {detail}")]
     Database { detail: String },
 }

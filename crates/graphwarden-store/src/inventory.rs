@@ -92,7 +92,7 @@ pub struct RotationReport {
 
 pub struct Inventory {
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: RwLock<MasterKey>,
     keys: RwLock<Keyring>,
     clock: Arc<dyn Clock>,
 }
@@ -162,7 +162,7 @@ impl Inventory {
         let keyring = load_keyring(store.as_ref(), &master, fingerprint).await?;
         Ok(Self {
             store,
-            master,
+            master: RwLock::new(master),
             keys: RwLock::new(keyring),
             clock,
         })
@@ -175,6 +175,10 @@ impl Inventory {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    fn master(&self) -> Result<MasterKey> {
+        Ok(self.master.read().map_err(|_| poisoned())?.clone())
     }
 
     fn event(&self, actor: &str, action: &'static str) -> NewEvent {
@@ -269,7 +273,8 @@ impl Inventory {
             let keys = self.keys.read().map_err(|_| poisoned())?;
             keys.fingerprint.clone()
         };
-        let fresh = load_keyring(self.store.as_ref(), &self.master, fingerprint).await?;
+        let master = self.master()?;
+        let fresh = load_keyring(self.store.as_ref(), &master, fingerprint).await?;
         *self.keys.write().map_err(|_| poisoned())? = fresh;
         Ok(())
     }
@@ -602,7 +607,7 @@ impl Inventory {
             let record = DataKeyRecord {
                 version,
                 state: KeyState::Active,
-                wrapped: key.wrap(&self.master, &data_key_label(version)),
+                wrapped: key.wrap(&self.master()?, &data_key_label(version)),
                 created_at: self.clock.now_ms(),
             };
             let mut event = self.event(actor, "key.rotated");
@@ -656,6 +661,36 @@ impl Inventory {
             complete: !stopped,
             deleted_keys,
         })
+    }
+
+    /// Re-wrap the keyring under `new_master`: the fingerprint key and every data key, in one
+    /// transaction. Secrets are untouched (they are sealed with the data keys), so this is quick
+    /// whatever the size of the inventory. After it commits, only `new_master` opens the store:
+    /// the caller must have saved it first.
+    pub async fn rewrap_master_key(&self, new_master: &MasterKey, actor: &str) -> Result<usize> {
+        let instance = self
+            .store
+            .instance()
+            .await?
+            .ok_or(StoreError::NotInitialized)?;
+        let label = fingerprint_key_label(&instance.instance_id);
+        let master = self.master()?;
+        let fingerprint = SecretKey::unwrap_from(&master, &label, &instance.fingerprint_key)
+            .ok_or(StoreError::WrongMasterKey)?;
+        let mut wrapped = Vec::new();
+        for record in self.store.data_keys().await? {
+            let key_label = data_key_label(record.version);
+            let key = SecretKey::unwrap_from(&master, &key_label, &record.wrapped)
+                .ok_or(StoreError::WrongMasterKey)?;
+            wrapped.push((record.version, key.wrap(new_master, &key_label)));
+        }
+        let mut event = self.event(actor, "master_key.rotated");
+        event.detail = json!({ "data_keys": wrapped.len() });
+        self.store
+            .rewrap_keys(&fingerprint.wrap(new_master, &label), &wrapped, &event)
+            .await?;
+        *self.master.write().map_err(|_| poisoned())? = new_master.clone();
+        Ok(wrapped.len())
     }
 
     async fn reseal_one(&self, item: &SealedRef, version: i64) -> Result<bool> {

@@ -374,10 +374,15 @@ macro_rules! impl_sql_store {
 
             async fn add_data_key(&self, key: &DataKeyRecord, event: &NewEvent) -> Result<()> {
                 let mut tx = self.writer().begin().await?;
+                // Every change to the keyring locks the installation row first, so adding a
+                // data key and re-wrapping the keyring under a new master key never interleave.
+                sqlx::query("UPDATE instance SET id = id WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("UPDATE data_keys SET state = 'retired' WHERE state = 'active'")
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO data_keys (version, state, wrapped, created_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(key.version)
@@ -385,7 +390,50 @@ macro_rules! impl_sql_store {
                 .bind(&key.wrapped)
                 .bind(key.created_at)
                 .execute(&mut *tx)
-                .await?;
+                .await;
+                match inserted {
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        return Err(StoreError::ConcurrentChange {
+                            detail: "another key rotation added a data key at the same time".to_owned(),
+                        });
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rewrap_keys(
+                &self,
+                fingerprint_key: &[u8],
+                data_keys: &[(i64, Vec<u8>)],
+                event: &NewEvent,
+            ) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("UPDATE instance SET fingerprint_key = $1 WHERE id = 1")
+                    .bind(fingerprint_key)
+                    .execute(&mut *tx)
+                    .await?;
+                let stored: Vec<(i64,)> = sqlx::query_as("SELECT version FROM data_keys ORDER BY version")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut given: Vec<i64> = data_keys.iter().map(|(v, _)| *v).collect();
+                given.sort_unstable();
+                if stored.iter().map(|(v,)| *v).collect::<Vec<_>>() != given {
+                    return Err(StoreError::ConcurrentChange {
+                        detail: "the data keys changed while they were being re-wrapped".to_owned(),
+                    });
+                }
+                for (version, wrapped) in data_keys {
+                    sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE version = $2")
+                        .bind(wrapped)
+                        .bind(*version)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 insert_event(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(())

@@ -32,6 +32,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Add a new active data key and retire all others, in one transaction.
     async fn add_data_key(&self, key: &DataKeyRecord, event: &NewEvent) -> Result<()>;
 
+    /// Replace the wrapped fingerprint key and every wrapped data key (re-wrapped under a new
+    /// master key) in one transaction. Fails with [`crate::StoreError::ConcurrentChange`] when
+    /// `data_keys` does not name exactly the stored versions.
+    async fn rewrap_keys(
+        &self,
+        fingerprint_key: &[u8],
+        data_keys: &[(i64, Vec<u8>)],
+        event: &NewEvent,
+    ) -> Result<()>;
+
     /// Delete retired keys that no secret uses any more; returns their versions.
     async fn delete_unused_retired_keys(&self) -> Result<Vec<i64>>;
 

@@ -221,6 +221,13 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the master key: re-wrap every data key under a new one and write it to the key
+    /// file. Quick whatever the inventory's size; safe to interrupt and run again. Copy the new
+    /// key file to every other instance that shares the database.
+    RotateMaster {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the data keys and how many secrets each one seals.
     Status {
         #[arg(long)]

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graphwarden_core::{Clock, SystemClock};
-use graphwarden_store::{Inventory, MasterKey, OpenOptions, PostgresOptions, SqliteOptions};
+use graphwarden_store::{
+    Inventory, MasterKey, OpenOptions, PostgresOptions, SqliteOptions, StoreError,
+};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::{self as settings, FlagSettings, Loaded, LogFormat};
@@ -51,10 +53,36 @@ impl Context {
         )?)
     }
 
+    /// Where `key rotate-master` keeps the new master key until the database uses it.
+    pub fn next_key_file(&self) -> std::path::PathBuf {
+        let mut path = self.loaded.key_file().into_os_string();
+        path.push(".next");
+        path.into()
+    }
+
     /// Open the inventory: the key first (so a bad key touches nothing), then the database.
+    ///
+    /// When the key is refused but a `.next` key left by an interrupted `key rotate-master`
+    /// opens the database, that rotation had committed: finish it by moving the new key into
+    /// place.
     pub async fn inventory(&self) -> CliResult<Inventory> {
         let key = self.load_master_key()?;
-        Ok(Inventory::open(self.open_options(key)?).await?)
+        match Inventory::open(self.open_options(key)?).await {
+            Err(StoreError::WrongMasterKey) if self.next_key_file().exists() => {
+                let next = MasterKey::load_file(
+                    &self.next_key_file(),
+                    self.loaded.config.key.allow_insecure_permissions,
+                )?;
+                let inventory = Inventory::open(self.open_options(next)?).await?;
+                key::promote_next_key(self)?;
+                tracing::warn!(
+                    key_file = %self.loaded.key_file().display(),
+                    "Finished an interrupted master key rotation: the new key is now in place."
+                );
+                Ok(inventory)
+            }
+            other => Ok(other?),
+        }
     }
 }
 

@@ -63,7 +63,9 @@ impl From<StoreError> for CliError {
             StoreError::Unavailable { .. } => UNAVAILABLE,
             StoreError::KeyExists { .. } | StoreError::AlreadyInitialized => CANT_CREATE,
             StoreError::KeyIo { .. } => IO,
-            StoreError::Locked | StoreError::MissingReference { .. } => TEMP_FAIL,
+            StoreError::Locked
+            | StoreError::MissingReference { .. }
+            | StoreError::ConcurrentChange { .. } => TEMP_FAIL,
             StoreError::KeyInsecure { .. } | StoreError::WrongMasterKey => NO_PERM,
             StoreError::KeyMalformed { .. } => CONFIG,
             StoreError::Migration { .. } | StoreError::Database { .. } => SOFTWARE,

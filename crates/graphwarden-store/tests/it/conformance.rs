@@ -739,3 +739,105 @@ pub async fn rotation_while_writers_keep_working(store: &TestStore) {
         .unwrap();
     all_secrets_open(&inv, &expected).await;
 }
+
+pub async fn master_key_rotation_rewraps_the_keyring(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secret = fake_token();
+    inv.add_token(new_token("t", &secret), "test")
+        .await
+        .unwrap();
+    let new_master = MasterKey::generate();
+
+    // A stale list of data keys is refused, and nothing changes.
+    let err = inv
+        .store()
+        .rewrap_keys(
+            b"junk",
+            &[(99, vec![1, 2, 3])],
+            &graphwarden_store::NewEvent {
+                at: 0,
+                actor: "t".into(),
+                action: "master_key.rotated",
+                token_id: None,
+                token_alias: None,
+                app_id: None,
+                detail: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ConcurrentChange { .. }),
+        "{err:?}"
+    );
+    drop(store.open().await);
+
+    assert_eq!(inv.rewrap_master_key(&new_master, "ops").await.unwrap(), 1);
+    let old = Inventory::open(store.options()).await.unwrap_err();
+    assert!(matches!(old, StoreError::WrongMasterKey), "{old:?}");
+    let reopened = Inventory::open(store.options_with_key(new_master.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .open_token_secret(&alias("t"))
+            .await
+            .unwrap()
+            .expose_secret(),
+        secret
+    );
+    // The same handle keeps working, including what needs the master key.
+    inv.rotate_data_key(&RotateOptions::default(), "ops")
+        .await
+        .unwrap();
+    assert_eq!(
+        inv.open_token_secret(&alias("t"))
+            .await
+            .unwrap()
+            .expose_secret(),
+        secret
+    );
+    let reopened = Inventory::open(store.options_with_key(new_master))
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .open_token_secret(&alias("t"))
+            .await
+            .unwrap()
+            .expose_secret(),
+        secret
+    );
+    assert!(
+        reopened
+            .recent_events(10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "master_key.rotated")
+    );
+}
+
+pub async fn secret_holding_types_redact_their_debug(store: &TestStore) {
+    let inv = with_app(store).await;
+    let secret = fake_token();
+    let new = new_token("t", &secret);
+    let app = new_app("77");
+    for text in [
+        format!("{new:?}"),
+        format!("{app:?}"),
+        format!("{:?}", store.options()),
+        format!("{inv:?}"),
+    ] {
+        assert!(
+            !text.contains(&secret) && !text.contains(APP_SECRET),
+            "{text}"
+        );
+        assert!(!text.contains(store.master_key.to_hex().as_str()));
+    }
+    inv.add_token(new, "t").await.unwrap();
+    let record = inv.store().token(&alias("t")).await.unwrap().unwrap();
+    assert!(!format!("{record:?}").contains(&secret));
+    let revealed = inv.reveal_token(&alias("t"), "t", "").await.unwrap();
+    assert!(!format!("{revealed:?}").contains(&secret));
+}

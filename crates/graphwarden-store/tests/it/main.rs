@@ -48,4 +48,6 @@ on_both_backends!(
     swapped_ciphertext_does_not_decrypt,
     rotation_interrupted_and_rerun_keeps_every_secret,
     rotation_while_writers_keep_working,
+    master_key_rotation_rewraps_the_keyring,
+    secret_holding_types_redact_their_debug,
 );

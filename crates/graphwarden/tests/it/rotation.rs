@@ -116,3 +116,117 @@ fn rotation_killed_halfway_then_rerun_keeps_every_secret() {
     assert_eq!(status[0]["secrets"], count + 1);
     check(&rt.block_on(Inventory::open(open_options(&gw))).unwrap());
 }
+
+fn key_text(gw: &Gw, name: &str) -> String {
+    std::fs::read_to_string(gw.data_dir.join(name)).unwrap()
+}
+
+#[test]
+fn master_key_rotation_replaces_the_key_file() {
+    let gw = Gw::with_app();
+    let token = fake_token();
+    gw.add_token("t", &token, &[]).ok();
+    let old = key_text(&gw, "master.key");
+    let out = gw.run(&["key", "rotate-master"]).ok();
+    assert!(
+        out.stdout.contains("Rotated the master key"),
+        "{}",
+        out.stdout
+    );
+    let new = key_text(&gw, "master.key");
+    assert_ne!(old, new);
+    assert_eq!(crate::support::mode(&gw.data_dir.join("master.key")), 0o600);
+    assert!(!gw.data_dir.join("master.key.next").exists());
+    assert_eq!(
+        gw.run(&["token", "reveal", "t", "--yes"])
+            .ok()
+            .stdout
+            .trim(),
+        token
+    );
+
+    // The old key no longer opens the inventory.
+    std::fs::write(gw.data_dir.join("master.key"), &old).unwrap();
+    assert_eq!(gw.run(&["token", "list"]).code, 77);
+    std::fs::write(gw.data_dir.join("master.key"), &new).unwrap();
+    gw.run(&["token", "list"]).ok();
+}
+
+#[test]
+fn master_key_rotation_interrupted_after_the_database_switched_is_finished_on_next_use() {
+    let gw = Gw::with_app();
+    let token = fake_token();
+    gw.add_token("t", &token, &[]).ok();
+    let old = key_text(&gw, "master.key");
+    gw.run(&["key", "rotate-master"]).ok();
+    let new = key_text(&gw, "master.key");
+    // Rewind the files to the moment between the database commit and the rename.
+    std::fs::rename(
+        gw.data_dir.join("master.key"),
+        gw.data_dir.join("master.key.next"),
+    )
+    .unwrap();
+    MasterKey::from_hex(&old)
+        .unwrap()
+        .write_new_file(&gw.data_dir.join("master.key"))
+        .unwrap();
+
+    let out = gw.run(&["token", "reveal", "t", "--yes"]).ok();
+    assert_eq!(out.stdout.trim(), token);
+    assert_eq!(
+        key_text(&gw, "master.key"),
+        new,
+        "the new key was moved into place"
+    );
+    assert!(!gw.data_dir.join("master.key.next").exists());
+}
+
+#[test]
+fn master_key_rotation_interrupted_before_the_database_switched_reuses_its_new_key() {
+    let gw = Gw::with_app();
+    let token = fake_token();
+    gw.add_token("t", &token, &[]).ok();
+    // A crash right after the new key was written: the database still uses the old one.
+    let pending = MasterKey::generate();
+    pending
+        .write_new_file(&gw.data_dir.join("master.key.next"))
+        .unwrap();
+    gw.run(&["token", "list"]).ok();
+    let out = gw.run(&["key", "rotate-master"]).ok();
+    assert!(out.stdout.contains("Rotated"), "{}", out.stdout);
+    assert_eq!(
+        key_text(&gw, "master.key").trim(),
+        pending.to_hex().as_str()
+    );
+    assert_eq!(
+        gw.run(&["token", "reveal", "t", "--yes"])
+            .ok()
+            .stdout
+            .trim(),
+        token
+    );
+
+    // Rerunning after an interruption that had already committed finishes, and stops there.
+    let current = key_text(&gw, "master.key");
+    let newer = MasterKey::generate();
+    newer
+        .write_new_file(&gw.data_dir.join("master.key.next"))
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let inv = Inventory::open(OpenOptions {
+            master_key: MasterKey::from_hex(&current).unwrap(),
+            ..open_options(&gw)
+        })
+        .await
+        .unwrap();
+        inv.rewrap_master_key(&newer, "test").await.unwrap();
+    });
+    let out = gw.run(&["key", "rotate-master"]).ok();
+    assert!(
+        out.stdout.contains("Finished the interrupted"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(key_text(&gw, "master.key").trim(), newer.to_hex().as_str());
+}
