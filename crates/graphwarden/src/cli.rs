@@ -48,6 +48,24 @@ pub enum Command {
     /// Manage the encryption keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run the offline Meta Graph API simulator.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8777", value_name = "ADDR")]
+    pub listen: String,
+    /// A scenario file (TOML or JSON); without it, the documented default world.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Serve the control API under /__sim/ (clock, events, faults, call log).
+    #[arg(long)]
+    pub control: bool,
+    /// Print the start-up summary (URL, app, secrets, tokens) as one JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

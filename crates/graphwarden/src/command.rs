@@ -4,6 +4,7 @@ mod app;
 mod config;
 mod init;
 mod key;
+mod sim;
 mod token;
 
 use std::sync::Arc;
@@ -119,6 +120,16 @@ fn user_from_passwd() -> Option<String> {
     None
 }
 
+fn init_logging_level(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::output::colour_enabled())
+        .try_init();
+}
+
 fn init_logging(loaded: &Loaded) {
     let filter = tracing_subscriber::EnvFilter::try_new(&loaded.config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -137,6 +148,11 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
     if let Command::Config(ConfigCommand::Example) = &cli.command {
         print!("{}", settings::EXAMPLE);
         return Ok(0);
+    }
+    // The simulator needs no data directory, key or database either.
+    if let Command::Sim(args) = cli.command {
+        init_logging_level(cli.log_level.as_deref().unwrap_or("warn"));
+        return sim::run(args).await;
     }
     let flags = FlagSettings {
         database_url: cli.database_url.clone(),
@@ -157,6 +173,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::App(command) => app::run(&ctx, command).await,
         Command::Token(command) => token::run(&ctx, *command).await,
         Command::Key(command) => key::run(&ctx, command).await,
+        Command::Sim(_) => Ok(0),
     }
 }
 
