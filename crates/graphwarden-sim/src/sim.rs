@@ -347,7 +347,10 @@ pub fn authenticate(st: &State, req: &SimRequest, now_secs: i64) -> Result<Calle
 
 /// Resolve a token string to a caller, refusing dead and unknown tokens as API calls do.
 pub fn resolve(st: &State, token: &str, now_secs: i64) -> Result<Caller, GraphError> {
-    if let Some((app_id, secret)) = token.split_once('|') {
+    // Minted app tokens (`client_credentials`) are `id|…` too: look them up first.
+    if st.token_index(token).is_none()
+        && let Some((app_id, secret)) = token.split_once('|')
+    {
         let app = st.world.app(app_id).ok_or_else(|| {
             GraphError::new(
                 400,
