@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+scripts/python-oracles.sh
 
 if [ -z "${GRAPHWARDEN_TEST_DATABASE_URL:-}" ]; then
   if url=$(scripts/start-postgres.sh); then

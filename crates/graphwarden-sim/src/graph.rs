@@ -58,7 +58,15 @@ pub fn caller(
     req: &SimRequest,
 ) -> Result<(Caller, Vec<(String, String)>), GraphError> {
     let caller = authenticate(st, req, ctx.now_secs)?;
-    let headers = charge_app(st, ctx, &caller.app_id)?;
+    // Page tokens are charged to the Page's `pages` business-use-case window (§8.3).
+    let headers = match (&caller.kind, &caller.page_id) {
+        (TokenKind::Page, Some(page_id)) => {
+            ctx.charged_app = Some(caller.app_id.clone());
+            let engaged = st.world.page(page_id).map_or(10, |p| p.engaged_users);
+            st.usage.charge_page(page_id, engaged, ctx.now_ms)?
+        }
+        _ => charge_app(st, ctx, &caller.app_id)?,
+    };
     Ok((caller, headers))
 }
 

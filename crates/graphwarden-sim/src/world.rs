@@ -102,6 +102,8 @@ pub struct Page {
     pub name: String,
     pub category: String,
     pub roles: Vec<PageRole>,
+    /// Engaged users: Page-token calls are allowed 4800 × this per hour (§8.3). 0 = 10.
+    pub engaged_users: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -326,6 +328,11 @@ impl World {
                 app.secret = random_hex(16);
             }
         }
+        for page in &mut self.pages {
+            if page.engaged_users <= 0 {
+                page.engaged_users = 10;
+            }
+        }
         for account in &mut self.ad_accounts {
             if let Some(stripped) = account.id.strip_prefix("act_") {
                 account.id = stripped.to_owned();
@@ -535,6 +542,7 @@ impl World {
                 id: PAGE.into(),
                 name: "Acme Shoes".into(),
                 category: "Shopping & retail".into(),
+                engaged_users: 10,
                 roles: vec![PageRole {
                     user_id: USER_ANA.into(),
                     tasks: vec![

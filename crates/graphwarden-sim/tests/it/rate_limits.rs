@@ -148,3 +148,17 @@ async fn business_use_case_quota_throttles_with_regain_time_in_minutes() {
             .any(|b| b["type"] == "ads_management")
     );
 }
+
+#[tokio::test]
+async fn page_token_calls_are_charged_to_the_page() {
+    let sim = TestSim::start().await;
+    let page = sim.token("acme-page");
+    let r = sim.get("/v26.0/me", &[("access_token", &page)]).await;
+    assert_eq!(r.status, 200);
+    let buc = r.header_json("x-business-use-case-usage");
+    assert_eq!(buc[ids::PAGE][0]["type"], "pages");
+    assert!(
+        r.headers.get("x-app-usage").is_none(),
+        "Page tokens use the pages limit, not the app's"
+    );
+}

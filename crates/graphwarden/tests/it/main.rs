@@ -8,4 +8,5 @@ mod inventory;
 mod postgres;
 mod rotation;
 mod secrets;
+mod sim;
 mod support;
