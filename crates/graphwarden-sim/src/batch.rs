@@ -22,6 +22,30 @@ pub fn handle(sim: &Simulator, req: &SimRequest) -> SimResponse {
     let Some(top_token) = req.access_token().map(str::to_owned) else {
         return error(GraphError::token_required());
     };
+    // The outer call: its token must work, and a throttled app gets an error envelope instead
+    // of items (§9). The outer call itself is not charged; its items are.
+    {
+        let now = graphwarden_core::Clock::now(sim.clock());
+        let mut st = sim.state();
+        match crate::sim::authenticate(&st, req, now.as_second()) {
+            Err(e) => return error(e),
+            Ok(caller) => {
+                let dau = st
+                    .world
+                    .app(&caller.app_id)
+                    .map_or(1, |a| a.daily_active_users);
+                if let Some(e) = st
+                    .usage
+                    .app_throttled(&caller.app_id, dau, now.as_millisecond())
+                {
+                    let headers = e.headers.clone();
+                    let mut r = error(e);
+                    r.headers = headers;
+                    return r;
+                }
+            }
+        }
+    }
     let Some(batch_text) = req.param("batch") else {
         return error(GraphError::invalid_parameter(
             "The parameter batch is required",

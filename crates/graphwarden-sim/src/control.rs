@@ -165,17 +165,21 @@ fn load_scenario(sim: &Simulator, body: &[u8]) -> Response<Full<Bytes>> {
         Ok(w) => w,
         Err(e) => return bad(e),
     };
-    if let Some(now) = world.now.take() {
-        match now.parse::<Timestamp>() {
-            Ok(at) => sim.clock().set(at),
-            Err(e) => return bad(format!("scenario `now`: {e}")),
-        }
-    }
-    if let Err(e) = world.normalise(sim.clock().now().as_second()) {
+    // Check everything before changing anything: a refused scenario leaves clock and world be.
+    let at = match world.now.take().map(|now| now.parse::<Timestamp>()) {
+        Some(Ok(at)) => Some(at),
+        Some(Err(e)) => return bad(format!("scenario `now`: {e}")),
+        None => None,
+    };
+    let load_time = at.map_or_else(|| sim.clock().now().as_second(), |t| t.as_second());
+    if let Err(e) = world.normalise(load_time) {
         return bad(e);
     }
     {
         let mut st = sim.state();
+        if let Some(at) = at {
+            sim.clock().set(at);
+        }
         *st = crate::sim::State::new(world);
     }
     reply(200, sim.summary())
@@ -246,6 +250,7 @@ async fn event(sim: &Simulator, kind: &str, body: &[u8]) -> Response<Full<Bytes>
             for t in &mut st.world.tokens {
                 if t.user_id.as_deref() == Some(user.as_str())
                     && matches!(t.kind, TokenKind::User | TokenKind::Page)
+                    && t.invalidated.is_none()
                 {
                     t.invalidated = Some(Invalidation::PasswordChanged);
                     n += 1;
@@ -258,9 +263,19 @@ async fn event(sim: &Simulator, kind: &str, body: &[u8]) -> Response<Full<Bytes>
                 Ok(u) => u,
                 Err(r) => return bad(r),
             };
-            match sim.state().world.user_mut(&user) {
+            let mut st = sim.state();
+            match st.world.user_mut(&user) {
                 Some(u) => u.checkpointed = true,
                 None => return bad(format!("no user `{user}`")),
+            }
+            // Passing the checkpoint does not revive them: the user needs a new token (§7.3).
+            for t in &mut st.world.tokens {
+                if t.user_id.as_deref() == Some(user.as_str())
+                    && matches!(t.kind, TokenKind::User | TokenKind::Page)
+                    && t.invalidated.is_none()
+                {
+                    t.invalidated = Some(Invalidation::Checkpoint);
+                }
             }
             reply(200, json!({ "event": kind, "user_id": user }))
         }

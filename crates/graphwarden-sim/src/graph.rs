@@ -96,7 +96,7 @@ pub fn route(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest) -> Outcome {
         ("GET", ["dialog", "oauth"]) => dialog(st, ctx, req),
         ("GET", ["dataset_quality"]) => marketing::dataset_quality(st, ctx, req),
         (_, [_, "dataset_quality"]) => Err(GraphError::unknown_path("dataset_quality")),
-        ("GET", ["me"]) => me(st, ctx, req, None),
+        ("GET", ["me"]) => me(st, ctx, req),
         ("GET", [id, "accounts"]) => accounts(st, ctx, req, id),
         ("GET", [id, "permissions"]) => permissions(st, ctx, req, id, None),
         ("GET", [id, "permissions", permission]) => permissions(st, ctx, req, id, Some(permission)),
@@ -574,7 +574,7 @@ fn dialog(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest) -> Outcome {
 
 // ----- users, pages, objects -----
 
-fn me(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, _: Option<&str>) -> Outcome {
+fn me(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest) -> Outcome {
     let (caller, headers) = caller(st, ctx, req)?;
     let (id, name) = match caller.kind {
         TokenKind::User => {
@@ -760,7 +760,7 @@ fn accounts(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &str) -> Ou
 /// `GET /{id}`: a page (with `fields=access_token`, §3.4), a user, a system user, a business,
 /// or a campaign.
 fn object(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &str) -> Outcome {
-    if st.world.campaigns.iter().any(|c| c.id == id) {
+    if st.world.campaign(id).is_some() {
         return marketing::campaign(st, ctx, req, id);
     }
     let (caller, headers) = caller(st, ctx, req)?;
@@ -910,10 +910,19 @@ pub fn remove_permission(st: &mut State, user_id: &str, app_id: &str, permission
     }
 }
 
-/// The whole app withdrawn: its tokens for this user answer 458 from now on (§6.1).
+/// The whole app withdrawn: all permissions and all tokens of this user for the app go, and stay
+/// gone even if the user logs in again (§6.1, §6.3): those tokens answer 458.
 pub fn deauthorize(st: &mut State, user_id: &str, app_id: &str) {
     if let Some(user) = st.world.user_mut(user_id) {
         user.apps.retain(|a| a.app_id != app_id);
+    }
+    for token in &mut st.world.tokens {
+        if token.app_id == app_id
+            && token.user_id.as_deref() == Some(user_id)
+            && token.invalidated.is_none()
+        {
+            token.invalidated = Some(Invalidation::Deauthorized);
+        }
     }
 }
 

@@ -178,21 +178,13 @@ fn insights(st: &State, account: &AdAccount, req: &SimRequest) -> Value {
 
 /// `GET /{campaign-id}`.
 pub fn campaign(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &str) -> Outcome {
-    let Some(account_id) = st
-        .world
-        .campaigns
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.account_id.clone())
-    else {
+    let Some(account_id) = st.world.campaign(id).map(|c| c.account_id.clone()) else {
         return Err(GraphError::unsupported_request("GET", &req.path));
     };
     let (_, _, headers) = account_call(st, ctx, req, &account_id, BucType::AdsManagement, false)?;
     let body = st
         .world
-        .campaigns
-        .iter()
-        .find(|c| c.id == id)
+        .campaign(id)
         .map(campaign_json)
         .unwrap_or(Value::Null);
     ok(select(body, req), headers)
@@ -201,13 +193,7 @@ pub fn campaign(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &str) -
 /// `POST /{campaign-id}`: `status` and `daily_budget` changes. Budget changes are capped at four
 /// an hour (613/1487632, §8.4).
 pub fn update_object(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &str) -> Outcome {
-    let Some(account_id) = st
-        .world
-        .campaigns
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.account_id.clone())
-    else {
+    let Some(account_id) = st.world.campaign(id).map(|c| c.account_id.clone()) else {
         let (_, headers) = caller(st, ctx, req)?;
         let mut err = GraphError::unsupported_request("POST", &req.path);
         err.headers = headers;

@@ -193,6 +193,26 @@ fn pct(count: f64, limit: f64) -> f64 {
     ((count / limit) * 10_000.0).round() / 100.0
 }
 
+/// One entry of `X-Business-Use-Case-Usage` (§8.3); the tier only for the ads types.
+fn buc_entry(
+    buc: BucType,
+    pct_used: f64,
+    regain_minutes: i64,
+    tier: Option<&str>,
+) -> serde_json::Value {
+    let mut entry = json!({
+        "type": buc.as_str(),
+        "call_count": pct_used,
+        "total_cputime": ((pct_used * 0.6) * 100.0).round() / 100.0,
+        "total_time": ((pct_used * 0.8) * 100.0).round() / 100.0,
+        "estimated_time_to_regain_access": regain_minutes,
+    });
+    if let Some(tier) = tier {
+        entry["ads_api_access_tier"] = json!(tier);
+    }
+    entry
+}
+
 fn tier_name(standard: bool) -> &'static str {
     if standard {
         "standard_access"
@@ -233,6 +253,30 @@ impl Usage {
         Ok(vec![header])
     }
 
+    /// The code-4 throttle, with its header, when `app_id` is over its allowance right now;
+    /// nothing is charged (the outer call of a batch, §9).
+    pub fn app_throttled(
+        &mut self,
+        app_id: &str,
+        daily_active_users: i64,
+        now_ms: i64,
+    ) -> Option<GraphError> {
+        let limit = 200.0 * daily_active_users.max(1) as f64;
+        let window = self.apps.get_mut(app_id)?;
+        let count = window.total(now_ms);
+        if count < limit {
+            return None;
+        }
+        let mut err = GraphError::new(
+            400,
+            4,
+            "OAuthException",
+            "(#4) Application request limit reached",
+        );
+        err.headers = vec![app_usage_header(count, limit)];
+        Some(err)
+    }
+
     /// Charge one call made with a Page token to the Page's business-use-case window (§8.3,
     /// type `pages`). Past the quota: code 80001.
     pub fn charge_page(
@@ -252,14 +296,7 @@ impl Usage {
         let regain = window.minutes_until_below(now_ms, quota);
         let header = (
             "x-business-use-case-usage".to_owned(),
-            json!({ page_id: [{
-                "type": "pages",
-                "call_count": p,
-                "total_cputime": ((p * 0.6) * 100.0).round() / 100.0,
-                "total_time": ((p * 0.8) * 100.0).round() / 100.0,
-                "estimated_time_to_regain_access": regain,
-            }] })
-            .to_string(),
+            json!({ page_id: [buc_entry(BucType::Pages, p, regain, None)] }).to_string(),
         );
         if before >= quota {
             let mut err = GraphError::new(
@@ -382,14 +419,12 @@ impl Usage {
             let count = window.total(now_ms);
             let p = pct(count, quota);
             let regain = window.minutes_until_below(now_ms, quota);
-            entries.push(json!({
-                "type": buc.as_str(),
-                "call_count": p,
-                "total_cputime": ((p * 0.6) * 100.0).round() / 100.0,
-                "total_time": ((p * 0.8) * 100.0).round() / 100.0,
-                "estimated_time_to_regain_access": regain,
-                "ads_api_access_tier": tier_name(charge.standard_tier),
-            }));
+            entries.push(buc_entry(
+                buc,
+                p,
+                regain,
+                Some(tier_name(charge.standard_tier)),
+            ));
         }
         (
             "x-business-use-case-usage".to_owned(),
@@ -437,7 +472,7 @@ impl Usage {
         let buc: Vec<serde_json::Value> = self
             .buc
             .iter_mut()
-            .map(|((account, t), w)| json!({ "ad_account": account, "type": t.as_str(), "calls_last_hour": w.total(now_ms) }))
+            .map(|((object, t), w)| json!({ "object_id": object, "type": t.as_str(), "calls_last_hour": w.total(now_ms) }))
             .collect();
         let scores: serde_json::Map<String, serde_json::Value> = self
             .scores

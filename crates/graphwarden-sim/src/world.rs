@@ -6,6 +6,10 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
 
+fn default_true() -> bool {
+    true
+}
+
 /// Seconds in the lifetimes of `meta-graph-reference.md` §1 and §4.
 pub const LONG_LIVED_SECS: i64 = 5_183_944;
 /// "About one to two hours" (§1): the simulator uses 1 h 40 min.
@@ -23,7 +27,8 @@ pub struct World {
     pub now: Option<String>,
     /// The version served for unversioned calls and reported in `facebook-api-version`.
     pub default_version: String,
-    /// Whether the login dialog approves (`true`) or the user cancels.
+    /// Whether the login dialog approves (`true`, the default) or the user cancels.
+    #[serde(default = "default_true")]
     pub dialog_approves: bool,
     /// The user the login dialog logs in as; default the first user.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -404,6 +409,10 @@ impl World {
 
     pub fn ad_account(&self, id: &str) -> Option<&AdAccount> {
         self.ad_accounts.iter().find(|a| a.id == id)
+    }
+
+    pub fn campaign(&self, id: &str) -> Option<&Campaign> {
+        self.campaigns.iter().find(|c| c.id == id)
     }
 
     pub fn token_index(&self, token: &str) -> Option<usize> {

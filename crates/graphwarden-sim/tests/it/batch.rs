@@ -131,3 +131,34 @@ async fn at_most_fifty_items_and_a_top_level_token() {
             .all(|i| i["code"] == 400)
     );
 }
+
+#[tokio::test]
+async fn the_outer_call_needs_a_working_token_and_a_throttled_app_gets_an_envelope() {
+    let sim = TestSim::with_world(|w| w.apps[0].daily_active_users = 1).await;
+    let batch = json!([{ "relative_url": "me" }]).to_string();
+    let dead = sim
+        .post("/", &[("access_token", "EAAgarbage"), ("batch", &batch)])
+        .await;
+    assert_eq!(dead.error_code().0, 190);
+    let token = sim.token("ana-long-lived");
+    let items: Vec<Value> = (0..50).map(|_| json!({ "relative_url": "me" })).collect();
+    let items = Value::Array(items).to_string();
+    for _ in 0..4 {
+        assert_eq!(
+            sim.post("/", &[("access_token", &token), ("batch", &items)])
+                .await
+                .status,
+            200
+        );
+    }
+    let throttled = sim
+        .post("/", &[("access_token", &token), ("batch", &items)])
+        .await;
+    assert_eq!((throttled.status, throttled.error_code()), (400, (4, None)));
+    assert!(
+        throttled.header_json("x-app-usage")["call_count"]
+            .as_f64()
+            .unwrap()
+            >= 100.0
+    );
+}

@@ -90,9 +90,10 @@ async fn scenarios_load_from_toml_and_json_and_bad_ones_are_refused() {
         200
     );
 
+    let clock_before = sim.control("GET", "/clock", Value::Null).await.body["unix"].clone();
     for bad in [
         "[[apps]]\nidd = 1",
-        "{\"tokens\":[{\"app_id\":\"nope\"}]}",
+        "{\"now\":\"2040-01-01T00:00:00Z\",\"tokens\":[{\"app_id\":\"nope\"}]}",
         "not toml at all [",
     ] {
         let r = sim
@@ -108,6 +109,11 @@ async fn scenarios_load_from_toml_and_json_and_bad_ones_are_refused() {
         sim.get("/me", &[("access_token", &zoe)]).await.status,
         200,
         "a refused scenario changes nothing"
+    );
+    assert_eq!(
+        sim.control("GET", "/clock", Value::Null).await.body["unix"],
+        clock_before,
+        "not even the clock"
     );
     let dumped = sim.control("GET", "/scenario", Value::Null).await;
     assert_eq!(dumped.body["apps"][0]["id"], "42");

@@ -352,3 +352,68 @@ async fn app_secret_reset_kills_app_tokens_and_old_proofs() {
     );
     assert_eq!(call.body["error"]["type"], "GraphMethodException");
 }
+
+#[tokio::test]
+async fn tokens_killed_by_deauthorization_or_checkpoint_stay_dead_after_a_new_login() {
+    let sim = TestSim::start().await;
+    let old = sim.token("ana-long-lived");
+    sim.control(
+        "POST",
+        "/events/deauthorize",
+        json!({ "user_id": ids::USER_ANA, "app_id": ids::APP }),
+    )
+    .await;
+    sim.control(
+        "POST",
+        "/events/checkpoint",
+        json!({ "user_id": ids::USER_ANA }),
+    )
+    .await;
+    // Ana logs in again through the dialog: the app is authorised anew and the checkpoint passed.
+    let dialog = sim
+        .get(
+            "/dialog/oauth",
+            &[
+                ("client_id", ids::APP),
+                ("redirect_uri", ids::REDIRECT_URI),
+                ("state", "s"),
+            ],
+        )
+        .await;
+    let location = dialog.headers["location"].to_str().unwrap().to_owned();
+    let code = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let secret = sim.secret();
+    let fresh = sim
+        .get(
+            "/oauth/access_token",
+            &[
+                ("client_id", ids::APP),
+                ("client_secret", &secret),
+                ("redirect_uri", ids::REDIRECT_URI),
+                ("code", &code),
+            ],
+        )
+        .await;
+    let fresh = fresh.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(sim.debug(&fresh).await["is_valid"], true);
+    assert_eq!(
+        sim.debug(&old).await["error"]["subcode"],
+        458,
+        "the old token is not revived"
+    );
+    // A later password change does not relabel what was already dead.
+    sim.control(
+        "POST",
+        "/events/password_change",
+        json!({ "user_id": ids::USER_ANA }),
+    )
+    .await;
+    assert_eq!(sim.debug(&old).await["error"]["subcode"], 458);
+    assert_eq!(sim.debug(&fresh).await["error"]["subcode"], 460);
+}
