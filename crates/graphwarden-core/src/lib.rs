@@ -13,6 +13,7 @@ pub mod duration;
 pub mod id;
 pub mod secret;
 pub mod token;
+pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias, free_text, parse_scope_list};

@@ -1,0 +1,23 @@
+//! `graphwarden-meta`: the Graph API client.
+//!
+//! What lives here: talking to Graph (or the simulator) — `debug_token`, batched; exchanges;
+//! Page, system-user and login tokens; revoke; `appsecret_proof`; reading usage headers; decoding
+//! and classifying errors (`meta-graph-reference.md` §7); tolerant parsing of payloads; and the
+//! pure mapping from a `debug_token` answer to a token status.
+//!
+//! What does not: policy (when to renew, what to alert on) and storage.
+
+pub mod api;
+pub mod classify;
+pub mod client;
+pub mod error;
+pub mod inspect;
+pub mod parse;
+pub mod proof;
+
+pub use api::{IssuedToken, MAX_BATCH, PageAccount};
+pub use classify::{Classification, GraphErrorInfo};
+pub use client::{AppCredentials, GraphClient, GraphConfig, GraphResponse, Method, Params};
+pub use error::{GraphFailure, MetaError};
+pub use inspect::{Assessment, assess};
+pub use parse::DebugData;
