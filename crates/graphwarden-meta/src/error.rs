@@ -14,7 +14,7 @@ pub struct GraphFailure {
     pub usage: Usage,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetaError {
     /// Meta answered with an error envelope.
     #[error("Meta answered HTTP {}, code {}{}: {}", .0.http_status, .0.error.code, .0.error.subcode.map(|s| format!("/{s}")).unwrap_or_default(), .0.error.message)]

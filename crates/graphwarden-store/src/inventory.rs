@@ -15,13 +15,20 @@ use crate::crypto::{
 };
 use crate::error::{Result, StoreError};
 use crate::model::{
-    App, AppRecord, DataKeyRecord, Event, Expiry, InstanceRecord, KeyState, KeyUsage, NewApp,
-    NewEvent, NewToken, Sealed, SealedRef, SecretTable, Token, TokenFilter, TokenQuery,
+    App, AppRecord, DataKeyRecord, Event, Expiry, Inspection, InstanceRecord, KeyState, KeyUsage,
+    NewApp, NewEvent, NewToken, Sealed, SealedRef, SecretTable, Token, TokenFilter, TokenQuery,
     TokenRecord,
 };
 use crate::postgres::{PostgresOptions, PostgresStore};
 use crate::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::Store;
+
+/// A status before and after an inspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectionOutcome {
+    pub previous: TokenStatus,
+    pub current: TokenStatus,
+}
 
 /// How to reach the database and open its keys.
 #[derive(Debug, Clone)]
@@ -432,6 +439,8 @@ impl Inventory {
             granular_scopes: None,
             last_checked_at: None,
             last_used_at: None,
+            flags: Vec::new(),
+            meta_kind: None,
         };
         let mut event = self.event(actor, "token.added");
         event.token_id = Some(token.id.clone());
@@ -542,6 +551,84 @@ impl Inventory {
             &format!("token `{alias}`"),
         )
         .await
+    }
+
+    /// Record what an inspection found, with an event for each change (status, scopes, flags).
+    ///
+    /// A round that could not ask Meta (`details: None`) never buries a known death: a token
+    /// already dead keeps its status and cause; a living one becomes `unknown`.
+    pub async fn record_inspection(
+        &self,
+        token: &Token,
+        inspection: Inspection,
+        actor: &str,
+    ) -> Result<InspectionOutcome> {
+        let previous = token.status;
+        if inspection.details.is_none() && !previous.is_usable() {
+            return Ok(InspectionOutcome {
+                previous,
+                current: previous,
+            });
+        }
+        let mut events = Vec::new();
+        let base = |action: &'static str| {
+            let mut e = self.event(actor, action);
+            e.token_id = Some(token.id.clone());
+            e.token_alias = Some(token.alias.to_string());
+            e.app_id = Some(token.app_id.to_string());
+            e
+        };
+        if inspection.status != previous {
+            let mut e = base("token.status_changed");
+            e.detail =
+                json!({ "from": previous, "to": inspection.status, "cause": inspection.cause });
+            events.push(e);
+        }
+        if let (Some(details), Some(before)) = (&inspection.details, &token.scopes) {
+            let added: Vec<&String> = details
+                .scopes
+                .iter()
+                .filter(|s| !before.contains(s))
+                .collect();
+            let removed: Vec<&String> = before
+                .iter()
+                .filter(|s| !details.scopes.contains(s))
+                .collect();
+            if !added.is_empty() || !removed.is_empty() {
+                let mut e = base("token.scopes_changed");
+                e.detail = json!({ "added": added, "removed": removed });
+                events.push(e);
+            }
+        }
+        let new_flags: Vec<&String> = inspection
+            .flags
+            .iter()
+            .filter(|f| !token.flags.contains(f))
+            .collect();
+        if !new_flags.is_empty() {
+            let mut e = base("token.flagged");
+            e.detail = json!({ "flags": new_flags });
+            events.push(e);
+        }
+        let current = inspection.status;
+        if !self
+            .store
+            .record_inspection(&token.id, &inspection, &events)
+            .await?
+        {
+            return Err(StoreError::token_not_found(token.alias.as_str()));
+        }
+        Ok(InspectionOutcome { previous, current })
+    }
+
+    /// Tokens derived from `token`.
+    pub async fn children(&self, token: &Token) -> Result<Vec<Token>> {
+        Ok(self
+            .tokens(&TokenFilter::default())
+            .await?
+            .into_iter()
+            .filter(|t| t.parent_id.as_deref() == Some(token.id.as_str()))
+            .collect())
     }
 
     pub async fn token_events(&self, alias: &TokenAlias) -> Result<Vec<Event>> {

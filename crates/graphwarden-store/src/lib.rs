@@ -19,7 +19,9 @@ pub mod store;
 
 pub use crypto::MasterKey;
 pub use error::{Result, StoreError};
-pub use inventory::{Inventory, OpenOptions, RotateOptions, RotationReport, connect};
+pub use inventory::{
+    InspectionOutcome, Inventory, OpenOptions, RotateOptions, RotationReport, connect,
+};
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

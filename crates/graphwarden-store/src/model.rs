@@ -106,6 +106,35 @@ pub struct Token {
     pub granular_scopes: Option<Vec<GranularScope>>,
     pub last_checked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// Discrepancies inspection found: the app, user or kind Meta reports differs from the
+    /// recorded one.
+    pub flags: Vec<String>,
+    /// The type `debug_token` reported (`USER`, `PAGE`, `APP`).
+    pub meta_kind: Option<String>,
+}
+
+/// What one inspection learned about a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    pub status: TokenStatus,
+    pub cause: String,
+    pub checked_at: Timestamp,
+    /// `None` when Meta could not be asked: dates and scopes stay as they were.
+    pub details: Option<InspectionDetails>,
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectionDetails {
+    pub expires: Expiry,
+    pub data_access_expires_at: Option<Timestamp>,
+    pub issued_at: Option<Timestamp>,
+    pub scopes: Vec<String>,
+    pub granular_scopes: Vec<GranularScope>,
+    pub meta_kind: Option<String>,
+    /// Filled in when the token had none recorded.
+    pub meta_user_id: Option<MetaId>,
+    pub page_id: Option<MetaId>,
 }
 
 /// What `token add` needs.

@@ -16,7 +16,7 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t
     t.secret_key_version, t.fingerprint, t.hint, t.meta_user_id, t.page_id, t.business_id, \
     t.parent_id, p.alias AS parent_alias, t.owner, t.requested_by, t.purpose, t.scopes_needed, \
     t.created_at, t.updated_at, t.status, t.status_cause, t.expires_at, t.data_access_expires_at, \
-    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at \
+    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at, t.flags, t.meta_kind \
     FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
 
 pub(crate) const APP_SELECT: &str = "SELECT a.app_id, a.name, a.secret, a.secret_key_version, \
@@ -200,6 +200,8 @@ macro_rules! impl_sql_store {
                 granular_scopes: sql::granular(row.try_get("granular_scopes")?)?,
                 last_checked_at: sql::opt_ts(row.try_get("last_checked_at")?)?,
                 last_used_at: sql::opt_ts(row.try_get("last_used_at")?)?,
+                flags: sql::string_list(Some(row.try_get("flags")?))?.unwrap_or_default(),
+                meta_kind: row.try_get("meta_kind")?,
             };
             Ok(TokenRecord {
                 token,
@@ -671,6 +673,53 @@ macro_rules! impl_sql_store {
                     return Ok(false);
                 }
                 insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn record_inspection(
+                &self,
+                token_id: &str,
+                inspection: &$crate::model::Inspection,
+                events: &[NewEvent],
+            ) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let checked = inspection.checked_at.as_millisecond();
+                let done = sqlx::query(
+                    "UPDATE tokens SET status = $1, status_cause = $2, last_checked_at = $3, flags = $4, \
+                     updated_at = CASE WHEN status <> $1 THEN $3 ELSE updated_at END WHERE id = $5",
+                )
+                .bind(inspection.status.as_str())
+                .bind(&inspection.cause)
+                .bind(checked)
+                .bind(sql::to_json(&inspection.flags))
+                .bind(token_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(d) = &inspection.details {
+                    sqlx::query(
+                        "UPDATE tokens SET expires_at = $1, data_access_expires_at = $2, issued_at = $3, \
+                         scopes = $4, granular_scopes = $5, meta_kind = $6, \
+                         meta_user_id = COALESCE(meta_user_id, $7), page_id = COALESCE(page_id, $8) WHERE id = $9",
+                    )
+                    .bind(d.expires.to_column())
+                    .bind(d.data_access_expires_at.map(|t| t.as_millisecond()))
+                    .bind(d.issued_at.map(|t| t.as_millisecond()))
+                    .bind(sql::to_json(&d.scopes))
+                    .bind(sql::to_json(&d.granular_scopes))
+                    .bind(&d.meta_kind)
+                    .bind(d.meta_user_id.as_ref().map(|i| i.as_str()))
+                    .bind(d.page_id.as_ref().map(|i| i.as_str()))
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for event in events {
+                    insert_event(&mut tx, event).await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }

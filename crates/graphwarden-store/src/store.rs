@@ -61,6 +61,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete a token (its children lose their parent link); `false` when it did not exist.
     async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool>;
 
+    /// Write what an inspection learned, with its events, in one transaction; `false` when the
+    /// token is gone.
+    async fn record_inspection(
+        &self,
+        token_id: &str,
+        inspection: &crate::model::Inspection,
+        events: &[NewEvent],
+    ) -> Result<bool>;
+
     async fn append_event(&self, event: &NewEvent) -> Result<()>;
     /// Events about one token, oldest first.
     async fn token_events(&self, token_id: &str) -> Result<Vec<Event>>;

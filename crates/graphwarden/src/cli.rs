@@ -36,6 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Create the data directory, a commented configuration, the master key and the database.
     Init,
+    /// Inspect tokens with `debug_token` and report what needs doing. Exits 0 when all is well,
+    /// 1 for warnings, 2 for critical problems.
+    Check(CheckArgs),
     /// Show the example or the effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -64,6 +67,14 @@ pub struct SimArgs {
     #[arg(long)]
     pub control: bool,
     /// Print the start-up summary (URL, app, secrets, tokens) as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Tokens to inspect (default: all).
+    pub aliases: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -167,9 +178,9 @@ pub struct TokenAddArgs {
     /// The Meta app the token belongs to.
     #[arg(long = "app", value_name = "APP_ID")]
     pub app_id: String,
-    /// `user`, `page`, `app` or `system_user`.
-    #[arg(long, default_value = "user")]
-    pub kind: String,
+    /// `user`, `page`, `app` or `system_user` (default: what inspection reports, else `user`).
+    #[arg(long)]
+    pub kind: Option<String>,
     /// Who is responsible for it.
     #[arg(long, default_value = "")]
     pub owner: String,

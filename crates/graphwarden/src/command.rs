@@ -1,6 +1,7 @@
 //! Dispatch: load the configuration, start logging, run one command.
 
 mod app;
+mod check;
 mod config;
 mod init;
 mod key;
@@ -52,6 +53,33 @@ impl Context {
             &self.loaded.key_file(),
             self.loaded.config.key.allow_insecure_permissions,
         )?)
+    }
+
+    /// The Graph client, from `graph_url`, `graph_version` and `[graph]`.
+    pub fn graph(&self) -> CliResult<graphwarden_meta::GraphClient> {
+        let cfg = &self.loaded.config;
+        let timeout = graphwarden_core::duration::parse_duration(&cfg.graph.timeout)?;
+        let config = graphwarden_meta::GraphConfig {
+            base_url: cfg.graph_url.clone(),
+            version: cfg.graph_version.clone(),
+            timeout: Duration::from_millis(u64::try_from(timeout.as_millis()).unwrap_or(20_000)),
+            retries: cfg.graph.retries,
+            timed_proof: cfg.graph.timed_proof,
+        };
+        graphwarden_meta::GraphClient::new(config, Arc::clone(&self.clock))
+            .map_err(|e| CliError::config(e.to_string()))
+    }
+
+    /// Inspection settings from `[inspection]`.
+    pub fn check_policy(&self) -> CliResult<graphwarden_lifecycle::CheckPolicy> {
+        let cfg = &self.loaded.config.inspection;
+        let max_wait = graphwarden_core::duration::parse_duration(&cfg.max_wait)?;
+        Ok(graphwarden_lifecycle::CheckPolicy {
+            warning_window: graphwarden_core::duration::parse_duration(&cfg.warning_window)?,
+            concurrency: cfg.concurrency,
+            pace_above_percent: cfg.pace_above_percent,
+            max_wait: Duration::from_millis(u64::try_from(max_wait.as_millis()).unwrap_or(60_000)),
+        })
     }
 
     /// Where `key rotate-master` keeps the new master key until the database uses it.
@@ -169,6 +197,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
     tracing::debug!(data_dir = %ctx.loaded.data_dir.display(), "Loaded the configuration.");
     match cli.command {
         Command::Init => init::run(&ctx).await,
+        Command::Check(args) => check::run(&ctx, args).await,
         Command::Config(command) => config::run(&ctx, command),
         Command::App(command) => app::run(&ctx, command).await,
         Command::Token(command) => token::run(&ctx, *command).await,

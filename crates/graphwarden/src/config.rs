@@ -17,12 +17,68 @@ pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
 /// Environment variables with the `GRAPHWARDEN_` prefix that are not settings.
 const NOT_SETTINGS: &[&str] = &["DATA_DIR", "CONFIG", "TEST_DATABASE_URL"];
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    pub graph_url: String,
+    pub graph_version: String,
+    pub graph: GraphSettings,
+    pub inspection: InspectionConfig,
     pub database: DatabaseConfig,
     pub key: KeyConfig,
     pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            graph_url: "https://graph.facebook.com".to_owned(),
+            graph_version: "v26.0".to_owned(),
+            graph: GraphSettings::default(),
+            inspection: InspectionConfig::default(),
+            database: DatabaseConfig::default(),
+            key: KeyConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSettings {
+    pub timeout: String,
+    pub retries: usize,
+    pub timed_proof: bool,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        Self {
+            timeout: "20s".to_owned(),
+            retries: 3,
+            timed_proof: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectionConfig {
+    pub warning_window: String,
+    pub concurrency: usize,
+    pub pace_above_percent: f64,
+    pub max_wait: String,
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        Self {
+            warning_window: "7d".to_owned(),
+            concurrency: 4,
+            pace_above_percent: 75.0,
+            max_wait: "60s".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -238,6 +294,45 @@ fn config_error(err: &figment::Error) -> CliError {
 }
 
 fn validate(config: &Config) -> Result<(), CliError> {
+    for (key, value) in [
+        ("graph.timeout", &config.graph.timeout),
+        (
+            "inspection.warning_window",
+            &config.inspection.warning_window,
+        ),
+        ("inspection.max_wait", &config.inspection.max_wait),
+    ] {
+        graphwarden_core::duration::parse_duration(value)
+            .map_err(|e| CliError::config(format!("invalid `{key}`: {e}")))?;
+    }
+    if !(config.graph_url.starts_with("https://") || config.graph_url.starts_with("http://")) {
+        return Err(CliError::config(format!(
+            "`graph_url` must be an http(s) URL such as https://graph.facebook.com, not `{}`",
+            config.graph_url
+        )));
+    }
+    let v = config.graph_version.strip_prefix('v').unwrap_or("");
+    if !v.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    }) {
+        return Err(CliError::config(format!(
+            "`graph_version` must look like `v26.0`, not `{}`",
+            config.graph_version
+        )));
+    }
+    if config.inspection.concurrency == 0 || config.inspection.concurrency > 64 {
+        return Err(CliError::config(
+            "`inspection.concurrency` must be between 1 and 64",
+        ));
+    }
+    if !(1.0..=100.0).contains(&config.inspection.pace_above_percent) {
+        return Err(CliError::config(
+            "`inspection.pace_above_percent` must be between 1 and 100",
+        ));
+    }
     graphwarden_core::duration::parse_duration(&config.database.busy_timeout)
         .map_err(|e| CliError::config(format!("invalid `database.busy_timeout`: {e}")))?;
     if config.database.max_connections == 0 || config.database.max_connections > 1000 {

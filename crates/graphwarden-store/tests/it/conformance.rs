@@ -841,3 +841,128 @@ pub async fn secret_holding_types_redact_their_debug(store: &TestStore) {
     let revealed = inv.reveal_token(&alias("t"), "t", "").await.unwrap();
     assert!(!format!("{revealed:?}").contains(&secret));
 }
+
+pub async fn inspections_update_the_token_and_log_each_change(store: &TestStore) {
+    use graphwarden_store::{Inspection, InspectionDetails};
+    let inv = with_app(store).await;
+    let token = inv
+        .add_token(new_token("t", &fake_token()), "t")
+        .await
+        .unwrap();
+    let now = store.clock.now();
+    let later = now
+        .checked_add(SignedDuration::from_hours(24 * 60))
+        .unwrap();
+    let details = |scopes: &[&str]| InspectionDetails {
+        expires: Expiry::At(later),
+        data_access_expires_at: Some(later),
+        issued_at: Some(now),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        granular_scopes: vec![GranularScope {
+            scope: "ads_read".into(),
+            target_ids: vec!["act_1".into()],
+        }],
+        meta_kind: Some("USER".into()),
+        meta_user_id: Some(MetaId::parse("123").unwrap()),
+        page_id: None,
+    };
+    let outcome = inv
+        .record_inspection(
+            &token,
+            Inspection {
+                status: TokenStatus::Valid,
+                cause: "valid".into(),
+                checked_at: now,
+                details: Some(details(&["ads_read", "email"])),
+                flags: vec![],
+            },
+            "checker",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.previous, outcome.current),
+        (TokenStatus::Unknown, TokenStatus::Valid)
+    );
+    let t = inv.token(&alias("t")).await.unwrap();
+    assert_eq!(t.status, TokenStatus::Valid);
+    assert_eq!(t.expires, Expiry::At(later));
+    assert_eq!(
+        t.scopes.as_deref(),
+        Some(&["ads_read".to_owned(), "email".to_owned()][..])
+    );
+    assert_eq!(t.meta_user_id.as_ref().unwrap().as_str(), "123");
+    assert_eq!(t.last_checked_at, Some(now));
+    assert_eq!(t.meta_kind.as_deref(), Some("USER"));
+
+    // Scope drift and a flag, then death.
+    inv.record_inspection(
+        &t,
+        Inspection {
+            status: TokenStatus::Valid,
+            cause: "valid".into(),
+            checked_at: now,
+            details: Some(details(&["ads_read"])),
+            flags: vec!["app id differs".into()],
+        },
+        "checker",
+    )
+    .await
+    .unwrap();
+    let t = inv.token(&alias("t")).await.unwrap();
+    assert_eq!(t.flags, ["app id differs"]);
+    inv.record_inspection(
+        &t,
+        Inspection {
+            status: TokenStatus::Revoked,
+            cause: "revoked by API call".into(),
+            checked_at: now,
+            details: Some(details(&[])),
+            flags: t.flags.clone(),
+        },
+        "checker",
+    )
+    .await
+    .unwrap();
+    // A round that could not reach Meta does not bury the death.
+    let t = inv.token(&alias("t")).await.unwrap();
+    let kept = inv
+        .record_inspection(
+            &t,
+            Inspection {
+                status: TokenStatus::Unknown,
+                cause: "Meta unreachable".into(),
+                checked_at: now,
+                details: None,
+                flags: vec![],
+            },
+            "checker",
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.current, TokenStatus::Revoked);
+    let t = inv.token(&alias("t")).await.unwrap();
+    assert_eq!(
+        (t.status, t.status_cause.as_str()),
+        (TokenStatus::Revoked, "revoked by API call")
+    );
+
+    let actions: Vec<String> = inv
+        .token_events(&alias("t"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "token.added",
+            "token.status_changed",
+            "token.scopes_changed",
+            "token.flagged",
+            "token.status_changed",
+            "token.scopes_changed"
+        ]
+    );
+}

@@ -50,4 +50,5 @@ on_both_backends!(
     rotation_while_writers_keep_working,
     master_key_rotation_rewraps_the_keyring,
     secret_holding_types_redact_their_debug,
+    inspections_update_the_token_and_log_each_change,
 );

@@ -4,10 +4,12 @@ use std::io::Write;
 
 use comfy_table::Cell;
 use graphwarden_core::duration::parse_duration;
+use graphwarden_core::secret::check_token_text;
 use graphwarden_core::{AppId, MetaId, Tag, TokenAlias, TokenKind, TokenStatus, parse_scope_list};
+use graphwarden_meta::AppCredentials;
 use graphwarden_store::{Event, GranularScope, NewToken, Token, TokenFilter};
 use jiff::Timestamp;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::cli::{TokenAddArgs, TokenCommand, TokenListArgs};
@@ -125,7 +127,11 @@ async fn add(ctx: &Context, args: TokenAddArgs) -> CliResult<u8> {
     // Check every flag before reading the secret or touching the store.
     let alias = alias_arg(&args.alias)?;
     let app_id = parse_flag("--app", &args.app_id, AppId::parse)?;
-    let kind = parse_flag("--kind", &args.kind, TokenKind::parse)?;
+    let kind = args
+        .kind
+        .as_deref()
+        .map(|k| parse_flag("--kind", k, TokenKind::parse))
+        .transpose()?;
     let scopes_needed = parse_flag("--scopes-needed", &args.scopes_needed, parse_scope_list)?;
     let tags = args
         .tags
@@ -144,6 +150,26 @@ async fn add(ctx: &Context, args: TokenAddArgs) -> CliResult<u8> {
 
     let inventory = ctx.inventory().await?;
     let secret = input::read_secret("token", &source)?;
+    let secret = SecretString::from(check_token_text(secret.expose_secret())?.to_owned());
+    // Ask Meta first: it tells the kind and the status, so the inventory shows reality.
+    let app = AppCredentials {
+        app_id: app_id.to_string(),
+        secret: inventory.app_secret(&app_id).await?,
+    };
+    let now = ctx.clock.now();
+    let policy = ctx.check_policy()?;
+    let probed =
+        graphwarden_lifecycle::probe(&ctx.graph()?, &secret, &app, now, policy.warning_window)
+            .await;
+    let kind = kind
+        .or_else(|| {
+            probed
+                .as_ref()
+                .ok()
+                .and_then(|(_, a)| a.meta_kind.as_deref())
+                .and_then(graphwarden_lifecycle::check::kind_from_meta)
+        })
+        .unwrap_or(TokenKind::User);
     let token = inventory
         .add_token(
             NewToken {
@@ -164,13 +190,40 @@ async fn add(ctx: &Context, args: TokenAddArgs) -> CliResult<u8> {
             &ctx.actor,
         )
         .await?;
+    let note = match &probed {
+        Ok((_, assessment)) => {
+            let inspection = graphwarden_lifecycle::check::inspection_for(&token, assessment, now);
+            inventory
+                .record_inspection(&token, inspection, &ctx.actor)
+                .await?;
+            None
+        }
+        Err(e) => Some(format!(
+            "Meta could not be asked ({e}); the token is stored with status `unknown`: run `graphwarden check {}` later.",
+            token.alias
+        )),
+    };
+    let token = inventory.token(&token.alias).await?;
     if args.json {
         output::print_json(&TokenView::new(&token, ctx.clock.now()))?;
     } else {
         println!(
-            "Stored {} token `{}` ({}) for app {}. Its status stays `unknown` until it is inspected.",
-            token.kind, token.alias, token.hint, token.app_id
+            "Stored {} token `{}` ({}) for app {}: {}.",
+            token.kind, token.alias, token.hint, token.app_id, token.status
         );
+    }
+    if let Some(note) = note {
+        eprintln!("warning: {note}");
+    } else if !token.status.is_usable() {
+        eprintln!(
+            "warning: Meta reports this token as {} ({}). {}",
+            token.status,
+            token.status_cause,
+            token.status.action()
+        );
+    }
+    for flag in &token.flags {
+        eprintln!("warning: {flag}");
     }
     Ok(0)
 }
