@@ -89,12 +89,14 @@ pub enum TokenStatus {
     DataAccessExpired,
     /// Renewal is impossible without the user logging in again.
     NeedsRelogin,
+    /// Renewal keeps failing for a reason a person must look at.
+    NeedsAttention,
     /// Not checked yet, or could not be checked (network, Meta down).
     Unknown,
 }
 
 impl TokenStatus {
-    pub const ALL: [TokenStatus; 13] = [
+    pub const ALL: [TokenStatus; 14] = [
         Self::Valid,
         Self::Expiring,
         Self::Expired,
@@ -107,6 +109,7 @@ impl TokenStatus {
         Self::AppSecretReset,
         Self::DataAccessExpired,
         Self::NeedsRelogin,
+        Self::NeedsAttention,
         Self::Unknown,
     ];
 
@@ -124,6 +127,7 @@ impl TokenStatus {
             Self::AppSecretReset => "app_secret_reset",
             Self::DataAccessExpired => "data_access_expired",
             Self::NeedsRelogin => "needs_relogin",
+            Self::NeedsAttention => "needs_attention",
             Self::Unknown => "unknown",
         }
     }
@@ -144,7 +148,10 @@ impl TokenStatus {
 
     /// Whether calls made with the token can still work.
     pub fn is_usable(self) -> bool {
-        matches!(self, Self::Valid | Self::Expiring | Self::Unknown)
+        matches!(
+            self,
+            Self::Valid | Self::Expiring | Self::Unknown | Self::NeedsAttention
+        )
     }
 
     /// What a person should do about a token in this status.
@@ -152,12 +159,14 @@ impl TokenStatus {
         match self {
             Self::Valid => "Nothing to do.",
             Self::Expiring => "Renew it before it expires, or have its owner log in again.",
-            Self::Expired => "Have the owner log in again; an expired token cannot be exchanged.",
+            Self::Expired => {
+                "Have the owner log in again (`graphwarden login APP --alias ALIAS`); an expired token cannot be exchanged."
+            }
             Self::PasswordChanged => {
-                "The user changed their password: have them log in again to issue a new token."
+                "The user changed their password: have them log in again (`graphwarden login APP --alias ALIAS`)."
             }
             Self::Deauthorized => {
-                "The user removed the app: ask them to log in and grant the app access again."
+                "The user removed the app: ask them to log in again and grant access (`graphwarden login APP --alias ALIAS`)."
             }
             Self::Revoked => "The token was revoked: issue a new one and replace it everywhere.",
             Self::Checkpoint => {
@@ -173,7 +182,12 @@ impl TokenStatus {
             Self::DataAccessExpired => {
                 "Data access lapsed after 90 days: have the user re-authorize (login with `auth_type=reauthorize`)."
             }
-            Self::NeedsRelogin => "Send the owner the re-login link so they can issue a new token.",
+            Self::NeedsRelogin => {
+                "Renewal is impossible: have the owner log in again with `graphwarden login APP --alias ALIAS`."
+            }
+            Self::NeedsAttention => {
+                "Renewal keeps failing: read `graphwarden token events ALIAS` for the reason, fix it, then run `graphwarden renew ALIAS`."
+            }
             Self::Unknown => "Not checked yet or Meta could not be reached: run an inspection.",
         }
     }
@@ -220,3 +234,6 @@ mod tests {
         assert!(!TokenStatus::Revoked.is_usable());
     }
 }
+
+/// Renewal attempts that may fail in a row before a token needs a person.
+pub const MAX_RENEWAL_FAILURES: i64 = 3;

@@ -185,9 +185,23 @@ pub fn inspection_for(token: &Token, a: &Assessment, checked_at: jiff::Timestamp
             "Meta says the token is for Page {seen}, not {recorded}"
         ));
     }
+    // Renewal that keeps failing outranks "valid": someone must look before it expires.
+    let (status, cause) = if a.status.is_usable()
+        && token.renewal_failures >= graphwarden_core::token::MAX_RENEWAL_FAILURES
+    {
+        (
+            TokenStatus::NeedsAttention,
+            format!(
+                "renewal failed {} times in a row (see `graphwarden token events {}`)",
+                token.renewal_failures, token.alias
+            ),
+        )
+    } else {
+        (a.status, a.cause.clone())
+    };
     Inspection {
-        status: a.status,
-        cause: a.cause.clone(),
+        status,
+        cause,
         checked_at,
         details: Some(InspectionDetails {
             expires: a.expires_at.map_or(Expiry::Never, Expiry::At),

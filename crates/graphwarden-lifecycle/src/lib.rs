@@ -6,7 +6,9 @@
 //! details (`graphwarden-meta`), SQL and crypto (`graphwarden-store`), presentation (the binary).
 
 pub mod check;
+pub mod renew;
 
 pub use check::{
     CheckPolicy, CheckReport, Checked, Checker, Severity, inspection_for, kind_from_meta, probe,
 };
+pub use renew::{FaultHook, FaultPoint, Plan, RenewPolicy, RenewReport, Renewal, Renewer, plan};

@@ -211,7 +211,7 @@ impl Inventory {
         let key = keys.data.get(&version).ok_or_else(|| StoreError::Decrypt {
             what: format!("data key {version}"),
         })?;
-        let aad = secret_aad(table.as_str(), row_id, "secret", version);
+        let aad = secret_aad(table.as_str(), row_id, table.column(), version);
         Ok(Sealed {
             key_version: version,
             blob: key.seal(&aad, plaintext.as_bytes()),
@@ -241,7 +241,7 @@ impl Inventory {
             .data
             .get(&sealed.key_version)
             .ok_or_else(decrypt_error)?;
-        let aad = secret_aad(table.as_str(), row_id, "secret", sealed.key_version);
+        let aad = secret_aad(table.as_str(), row_id, table.column(), sealed.key_version);
         let plain = key.open(&aad, &sealed.blob).ok_or_else(decrypt_error)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| decrypt_error())?;
         Ok(SecretString::from(text))
@@ -441,6 +441,9 @@ impl Inventory {
             last_used_at: None,
             flags: Vec::new(),
             meta_kind: None,
+            pending_since: None,
+            renewal_failures: 0,
+            lease_until: None,
         };
         let mut event = self.event(actor, "token.added");
         event.token_id = Some(token.id.clone());
@@ -461,6 +464,8 @@ impl Inventory {
                 token: token.clone(),
                 secret: self.seal(SecretTable::Tokens, &token.id, secret)?,
                 fingerprint: fingerprint.clone(),
+                pending: None,
+                lease_owner: None,
             };
             self.store.insert_token(&record, &event).await
         })
@@ -619,6 +624,153 @@ impl Inventory {
             return Err(StoreError::token_not_found(token.alias.as_str()));
         }
         Ok(InspectionOutcome { previous, current })
+    }
+
+    // ----- renewal (design.md §2: write ahead, verify, promote) -----
+
+    /// Take the renewal lease of `token` for `ttl`; `false` when another renewal holds it.
+    pub async fn acquire_renewal_lease(
+        &self,
+        token: &Token,
+        owner: &str,
+        ttl: jiff::SignedDuration,
+    ) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        self.store.acquire_lease(&token.id, owner, until, now).await
+    }
+
+    pub async fn release_renewal_lease(&self, token: &Token, owner: &str) -> Result<()> {
+        self.store.release_lease(&token.id, owner).await
+    }
+
+    /// Persist a renewed secret as pending, before anything else is done with it. Needs the
+    /// lease. Refuses a secret that is already stored under another alias.
+    pub async fn stage_renewal(
+        &self,
+        token: &Token,
+        owner: &str,
+        new_secret: &SecretString,
+        how: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let secret = check_token_text(new_secret.expose_secret())?;
+        let fingerprint = self.fingerprint(secret)?;
+        if let Some(alias) = self.store.token_alias_by_fingerprint(&fingerprint).await?
+            && alias != token.alias
+        {
+            return Err(StoreError::DuplicateToken {
+                alias: alias.to_string(),
+            });
+        }
+        let mut event = self.event(actor, "token.renewal_staged");
+        event.token_id = Some(token.id.clone());
+        event.token_alias = Some(token.alias.to_string());
+        event.app_id = Some(token.app_id.to_string());
+        event.detail = json!({ "how": how, "hint": display_hint(secret) });
+        let pending = crate::model::PendingSecret {
+            secret: self.seal(SecretTable::TokensPending, &token.id, secret)?,
+            fingerprint,
+            hint: display_hint(secret),
+        };
+        if !self
+            .store
+            .stage_pending(&token.id, owner, &pending, self.clock.now_ms(), &event)
+            .await?
+        {
+            return Err(StoreError::ConcurrentChange {
+                detail: format!("the renewal lease of `{}` was lost", token.alias),
+            });
+        }
+        Ok(())
+    }
+
+    /// The pending secret of `token`, if one waits.
+    pub async fn pending_secret(&self, token: &Token) -> Result<Option<SecretString>> {
+        let record = self.token_record(&token.alias).await?;
+        match &record.pending {
+            Some(p) => Ok(Some(
+                self.open_sealed(
+                    SecretTable::TokensPending,
+                    &token.id,
+                    &p.secret,
+                    &format!("pending secret of `{}`", token.alias),
+                )
+                .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Make the proven pending secret the token's secret; the old one is gone from then on.
+    pub async fn promote_renewal(
+        &self,
+        token: &Token,
+        detail: serde_json::Value,
+        actor: &str,
+    ) -> Result<()> {
+        let record = self.token_record(&token.alias).await?;
+        let Some(pending) = record.pending else {
+            return Err(StoreError::ConcurrentChange {
+                detail: format!("the pending secret of `{}` is gone", token.alias),
+            });
+        };
+        let plain = self
+            .open_sealed(
+                SecretTable::TokensPending,
+                &token.id,
+                &pending.secret,
+                &format!("pending secret of `{}`", token.alias),
+            )
+            .await?;
+        let mut event = self.event(actor, "token.renewed");
+        event.token_id = Some(token.id.clone());
+        event.token_alias = Some(token.alias.to_string());
+        event.app_id = Some(token.app_id.to_string());
+        event.detail =
+            json!({ "old_hint": record.token.hint, "new_hint": pending.hint, "detail": detail });
+        let sealed = self.seal(SecretTable::Tokens, &token.id, plain.expose_secret())?;
+        let promoted = self
+            .store
+            .promote_pending(
+                &token.id,
+                &pending.secret,
+                &sealed,
+                &pending.fingerprint,
+                &pending.hint,
+                self.clock.now_ms(),
+                &event,
+            )
+            .await?;
+        if !promoted {
+            return Err(StoreError::ConcurrentChange {
+                detail: format!("the pending secret of `{}` changed", token.alias),
+            });
+        }
+        Ok(())
+    }
+
+    /// Throw away a pending secret that did not prove itself.
+    pub async fn discard_renewal(&self, token: &Token, reason: &str, actor: &str) -> Result<()> {
+        let mut event = self.event(actor, "token.renewal_discarded");
+        event.token_id = Some(token.id.clone());
+        event.token_alias = Some(token.alias.to_string());
+        event.app_id = Some(token.app_id.to_string());
+        event.detail = json!({ "reason": reason });
+        self.store.discard_pending(&token.id, &event).await
+    }
+
+    /// Count a failed renewal; returns the new count.
+    pub async fn renewal_failed(&self, token: &Token, reason: &str, actor: &str) -> Result<i64> {
+        let failures = token.renewal_failures + 1;
+        self.store.set_renewal_failures(&token.id, failures).await?;
+        let mut event = self.event(actor, "token.renewal_failed");
+        event.token_id = Some(token.id.clone());
+        event.token_alias = Some(token.alias.to_string());
+        event.app_id = Some(token.app_id.to_string());
+        event.detail = json!({ "reason": reason, "failures": failures });
+        self.store.append_event(&event).await?;
+        Ok(failures)
     }
 
     /// Tokens derived from `token`.
@@ -790,7 +942,12 @@ impl Inventory {
             let key = keys.data.get(&version).ok_or_else(|| StoreError::Decrypt {
                 what: format!("data key {version}"),
             })?;
-            let aad = secret_aad(item.table.as_str(), &item.row_id, "secret", version);
+            let aad = secret_aad(
+                item.table.as_str(),
+                &item.row_id,
+                item.table.column(),
+                version,
+            );
             Sealed {
                 key_version: version,
                 blob: key.seal(&aad, plain.expose_secret().as_bytes()),

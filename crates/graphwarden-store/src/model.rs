@@ -111,6 +111,20 @@ pub struct Token {
     pub flags: Vec<String>,
     /// The type `debug_token` reported (`USER`, `PAGE`, `APP`).
     pub meta_kind: Option<String>,
+    /// Since when a renewed secret waits to be proven, if one does.
+    pub pending_since: Option<Timestamp>,
+    /// Renewal attempts that failed in a row.
+    pub renewal_failures: i64,
+    /// Until when a renewal holds the token's lease.
+    pub lease_until: Option<Timestamp>,
+}
+
+/// A renewed secret, sealed, waiting to replace the current one.
+#[derive(Debug, Clone)]
+pub struct PendingSecret {
+    pub secret: Sealed,
+    pub fingerprint: String,
+    pub hint: String,
 }
 
 /// What one inspection learned about a token.
@@ -214,13 +228,24 @@ impl std::fmt::Debug for Sealed {
 pub enum SecretTable {
     Apps,
     Tokens,
+    /// A renewed token waiting to be proven (`tokens.pending_secret`).
+    TokensPending,
 }
 
 impl SecretTable {
+    /// The table, as bound into the associated data.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Apps => "apps",
-            Self::Tokens => "tokens",
+            Self::Tokens | Self::TokensPending => "tokens",
+        }
+    }
+
+    /// The column, as bound into the associated data.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Apps | Self::Tokens => "secret",
+            Self::TokensPending => "pending_secret",
         }
     }
 }
@@ -272,6 +297,8 @@ pub struct TokenRecord {
     pub token: Token,
     pub secret: Sealed,
     pub fingerprint: String,
+    pub pending: Option<PendingSecret>,
+    pub lease_owner: Option<String>,
 }
 
 /// An app row as the backends return it.

@@ -16,7 +16,9 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t
     t.secret_key_version, t.fingerprint, t.hint, t.meta_user_id, t.page_id, t.business_id, \
     t.parent_id, p.alias AS parent_alias, t.owner, t.requested_by, t.purpose, t.scopes_needed, \
     t.created_at, t.updated_at, t.status, t.status_cause, t.expires_at, t.data_access_expires_at, \
-    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at, t.flags, t.meta_kind \
+    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at, t.flags, t.meta_kind, \
+    t.pending_secret, t.pending_key_version, t.pending_fingerprint, t.pending_hint, t.pending_since, \
+    t.lease_owner, t.lease_until, t.renewal_failures \
     FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
 
 pub(crate) const APP_SELECT: &str = "SELECT a.app_id, a.name, a.secret, a.secret_key_version, \
@@ -202,6 +204,20 @@ macro_rules! impl_sql_store {
                 last_used_at: sql::opt_ts(row.try_get("last_used_at")?)?,
                 flags: sql::string_list(Some(row.try_get("flags")?))?.unwrap_or_default(),
                 meta_kind: row.try_get("meta_kind")?,
+                pending_since: sql::opt_ts(row.try_get("pending_since")?)?,
+                renewal_failures: row.try_get("renewal_failures")?,
+                lease_until: sql::opt_ts(row.try_get("lease_until")?)?,
+            };
+            let pending = match (
+                row.try_get::<Option<Vec<u8>>, _>("pending_secret")?,
+                row.try_get::<Option<i64>, _>("pending_key_version")?,
+            ) {
+                (Some(blob), Some(key_version)) => Some($crate::model::PendingSecret {
+                    secret: Sealed { key_version, blob },
+                    fingerprint: row.try_get::<Option<String>, _>("pending_fingerprint")?.unwrap_or_default(),
+                    hint: row.try_get::<Option<String>, _>("pending_hint")?.unwrap_or_default(),
+                }),
+                _ => None,
             };
             Ok(TokenRecord {
                 token,
@@ -210,6 +226,8 @@ macro_rules! impl_sql_store {
                     blob: row.try_get("secret")?,
                 },
                 fingerprint: row.try_get("fingerprint")?,
+                pending,
+                lease_owner: row.try_get("lease_owner")?,
             })
         }
 
@@ -446,6 +464,7 @@ macro_rules! impl_sql_store {
                     "DELETE FROM data_keys WHERE state = 'retired' \
                      AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.secret_key_version = data_keys.version) \
                      AND NOT EXISTS (SELECT 1 FROM apps a WHERE a.secret_key_version = data_keys.version) \
+                     AND NOT EXISTS (SELECT 1 FROM tokens p WHERE p.pending_key_version = data_keys.version) \
                      RETURNING version",
                 )
                 .fetch_all(self.writer())
@@ -462,6 +481,7 @@ macro_rules! impl_sql_store {
                 let rows = sqlx::query(
                     "SELECT k.version, \
                      (SELECT COUNT(*) FROM tokens t WHERE t.secret_key_version = k.version) \
+                     + (SELECT COUNT(*) FROM tokens p WHERE p.pending_key_version = k.version) \
                      + (SELECT COUNT(*) FROM apps a WHERE a.secret_key_version = k.version) AS n \
                      FROM data_keys k ORDER BY k.version",
                 )
@@ -724,6 +744,132 @@ macro_rules! impl_sql_store {
                 Ok(true)
             }
 
+            async fn acquire_lease(&self, token_id: &str, owner: &str, until_ms: i64, now_ms: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET lease_owner = $1, lease_until = $2 \
+                     WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until IS NULL OR lease_until < $4)",
+                )
+                .bind(owner)
+                .bind(until_ms)
+                .bind(token_id)
+                .bind(now_ms)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_lease(&self, token_id: &str, owner: &str) -> Result<()> {
+                sqlx::query("UPDATE tokens SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+                    .bind(token_id)
+                    .bind(owner)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn stage_pending(
+                &self,
+                token_id: &str,
+                owner: &str,
+                pending: &$crate::model::PendingSecret,
+                now_ms: i64,
+                event: &NewEvent,
+            ) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE tokens SET pending_secret = $1, pending_key_version = $2, pending_fingerprint = $3, \
+                     pending_hint = $4, pending_since = $5 WHERE id = $6 AND lease_owner = $7",
+                )
+                .bind(&pending.secret.blob)
+                .bind(pending.secret.key_version)
+                .bind(&pending.fingerprint)
+                .bind(&pending.hint)
+                .bind(now_ms)
+                .bind(token_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await;
+                let done = match done {
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        return Err(StoreError::MissingReference { detail: "data key".into() });
+                    }
+                    other => other?,
+                };
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn promote_pending(
+                &self,
+                token_id: &str,
+                expected: &Sealed,
+                secret: &Sealed,
+                fingerprint: &str,
+                hint: &str,
+                now_ms: i64,
+                event: &NewEvent,
+            ) -> Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE tokens SET secret = $1, secret_key_version = $2, fingerprint = $3, hint = $4, \
+                     pending_secret = NULL, pending_key_version = NULL, pending_fingerprint = NULL, \
+                     pending_hint = NULL, pending_since = NULL, renewal_failures = 0, updated_at = $5, \
+                     lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $6 AND pending_secret = $7 AND pending_key_version = $8",
+                )
+                .bind(&secret.blob)
+                .bind(secret.key_version)
+                .bind(fingerprint)
+                .bind(hint)
+                .bind(now_ms)
+                .bind(token_id)
+                .bind(&expected.blob)
+                .bind(expected.key_version)
+                .execute(&mut *tx)
+                .await;
+                let done = match done {
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        drop(tx);
+                        let alias = self.token_alias_by_fingerprint(fingerprint).await?;
+                        return Err(StoreError::DuplicateToken { alias: alias.map(|a| a.to_string()).unwrap_or_default() });
+                    }
+                    other => other?,
+                };
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn discard_pending(&self, token_id: &str, event: &NewEvent) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "UPDATE tokens SET pending_secret = NULL, pending_key_version = NULL, pending_fingerprint = NULL, \
+                     pending_hint = NULL, pending_since = NULL WHERE id = $1",
+                )
+                .bind(token_id)
+                .execute(&mut *tx)
+                .await?;
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_renewal_failures(&self, token_id: &str, failures: i64) -> Result<()> {
+                sqlx::query("UPDATE tokens SET renewal_failures = $1 WHERE id = $2")
+                    .bind(failures)
+                    .bind(token_id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
             async fn append_event(&self, event: &NewEvent) -> Result<()> {
                 let mut conn = self.writer().acquire().await?;
                 insert_event(&mut conn, event).await
@@ -758,6 +904,9 @@ macro_rules! impl_sql_store {
                      UNION ALL \
                      SELECT 'tokens' AS tbl, id AS row_id, secret, secret_key_version FROM tokens \
                      WHERE secret_key_version <> $1 \
+                     UNION ALL \
+                     SELECT 'tokens_pending' AS tbl, id AS row_id, pending_secret AS secret, pending_key_version AS secret_key_version \
+                     FROM tokens WHERE pending_secret IS NOT NULL AND pending_key_version <> $1 \
                      LIMIT $2",
                 )
                 .bind(version)
@@ -768,10 +917,10 @@ macro_rules! impl_sql_store {
                     .map(|row| {
                         let table: String = row.try_get("tbl")?;
                         Ok(SealedRef {
-                            table: if table == "apps" {
-                                SecretTable::Apps
-                            } else {
-                                SecretTable::Tokens
+                            table: match table.as_str() {
+                                "apps" => SecretTable::Apps,
+                                "tokens_pending" => SecretTable::TokensPending,
+                                _ => SecretTable::Tokens,
                             },
                             row_id: row.try_get("row_id")?,
                             secret: Sealed {
@@ -792,6 +941,10 @@ macro_rules! impl_sql_store {
                     SecretTable::Tokens => {
                         "UPDATE tokens SET secret = $1, secret_key_version = $2 \
                          WHERE id = $3 AND secret_key_version = $4 AND secret = $5"
+                    }
+                    SecretTable::TokensPending => {
+                        "UPDATE tokens SET pending_secret = $1, pending_key_version = $2 \
+                         WHERE id = $3 AND pending_key_version = $4 AND pending_secret = $5"
                     }
                 };
                 let done = sqlx::query(statement)

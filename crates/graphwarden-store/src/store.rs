@@ -70,6 +70,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         events: &[NewEvent],
     ) -> Result<bool>;
 
+    /// Take the renewal lease of a token until `until_ms`, if free, expired, or already ours.
+    async fn acquire_lease(
+        &self,
+        token_id: &str,
+        owner: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
+    async fn release_lease(&self, token_id: &str, owner: &str) -> Result<()>;
+    /// Write a renewed secret as pending (only while holding the lease), with its event.
+    async fn stage_pending(
+        &self,
+        token_id: &str,
+        owner: &str,
+        pending: &crate::model::PendingSecret,
+        now_ms: i64,
+        event: &NewEvent,
+    ) -> Result<bool>;
+    /// Replace the secret with the proven pending one (re-sealed for its column), clear the
+    /// pending secret, the lease and the failure count; `false` when the pending secret is no
+    /// longer `expected`.
+    #[allow(clippy::too_many_arguments)]
+    async fn promote_pending(
+        &self,
+        token_id: &str,
+        expected: &Sealed,
+        secret: &Sealed,
+        fingerprint: &str,
+        hint: &str,
+        now_ms: i64,
+        event: &NewEvent,
+    ) -> Result<bool>;
+    async fn discard_pending(&self, token_id: &str, event: &NewEvent) -> Result<()>;
+    async fn set_renewal_failures(&self, token_id: &str, failures: i64) -> Result<()>;
+
     async fn append_event(&self, event: &NewEvent) -> Result<()>;
     /// Events about one token, oldest first.
     async fn token_events(&self, token_id: &str) -> Result<Vec<Event>>;

@@ -39,6 +39,9 @@ pub enum Command {
     /// Inspect tokens with `debug_token` and report what needs doing. Exits 0 when all is well,
     /// 1 for warnings, 2 for critical problems.
     Check(CheckArgs),
+    /// Renew tokens that need it: exchange, refresh, derive Page tokens again. Crash-safe.
+    /// Exits 0 when done, 1 when some failed for now, 2 when some need a new login.
+    Renew(RenewArgs),
     /// Show the example or the effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -67,6 +70,17 @@ pub struct SimArgs {
     #[arg(long)]
     pub control: bool,
     /// Print the start-up summary (URL, app, secrets, tokens) as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Tokens to consider (default: all).
+    pub aliases: Vec<String>,
+    /// Print what would happen and why; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -155,6 +169,12 @@ pub enum TokenCommand {
     },
     /// Show what happened to a token, oldest first.
     Events {
+        alias: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exchange a user token for a long-lived one now (crash-safe, like `renew`).
+    Exchange {
         alias: String,
         #[arg(long)]
         json: bool,

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod init;
 mod key;
+mod renew;
 mod sim;
 mod token;
 
@@ -80,6 +81,39 @@ impl Context {
             pace_above_percent: cfg.pace_above_percent,
             max_wait: Duration::from_millis(u64::try_from(max_wait.as_millis()).unwrap_or(60_000)),
         })
+    }
+
+    /// A renewer for `inventory`, with the fault points tests can set through
+    /// `GRAPHWARDEN_FAULT_POINT` (testing only: the process aborts at that point).
+    pub fn renewer(&self, inventory: Arc<Inventory>) -> CliResult<graphwarden_lifecycle::Renewer> {
+        let cfg = &self.loaded.config.renewal;
+        let fault_hook: Option<graphwarden_lifecycle::FaultHook> =
+            std::env::var("GRAPHWARDEN_FAULT_POINT")
+                .ok()
+                .and_then(|p| graphwarden_lifecycle::FaultPoint::parse(&p))
+                .map(|wanted| {
+                    let hook: graphwarden_lifecycle::FaultHook = Arc::new(move |point| {
+                        if point == wanted {
+                            std::process::abort();
+                        }
+                    });
+                    hook
+                });
+        let policy = graphwarden_lifecycle::RenewPolicy {
+            user_window: graphwarden_core::duration::parse_duration(&cfg.user_window)?,
+            system_user_fraction: cfg.system_user_fraction,
+            fault_hook,
+            ..graphwarden_lifecycle::RenewPolicy::default()
+        };
+        let owner = format!("{}:{}", self.actor, std::process::id());
+        Ok(graphwarden_lifecycle::Renewer::new(
+            inventory,
+            self.graph()?,
+            Arc::clone(&self.clock),
+            policy,
+            self.check_policy()?.warning_window,
+            owner,
+        ))
     }
 
     /// Where `key rotate-master` keeps the new master key until the database uses it.
@@ -198,6 +232,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
     match cli.command {
         Command::Init => init::run(&ctx).await,
         Command::Check(args) => check::run(&ctx, args).await,
+        Command::Renew(args) => renew::run(&ctx, args).await,
         Command::Config(command) => config::run(&ctx, command),
         Command::App(command) => app::run(&ctx, command).await,
         Command::Token(command) => token::run(&ctx, *command).await,

@@ -24,6 +24,7 @@ pub struct Config {
     pub graph_version: String,
     pub graph: GraphSettings,
     pub inspection: InspectionConfig,
+    pub renewal: RenewalConfig,
     pub database: DatabaseConfig,
     pub key: KeyConfig,
     pub log: LogConfig,
@@ -36,6 +37,7 @@ impl Default for Config {
             graph_version: "v26.0".to_owned(),
             graph: GraphSettings::default(),
             inspection: InspectionConfig::default(),
+            renewal: RenewalConfig::default(),
             database: DatabaseConfig::default(),
             key: KeyConfig::default(),
             log: LogConfig::default(),
@@ -57,6 +59,22 @@ impl Default for GraphSettings {
             timeout: "20s".to_owned(),
             retries: 3,
             timed_proof: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenewalConfig {
+    pub user_window: String,
+    pub system_user_fraction: f64,
+}
+
+impl Default for RenewalConfig {
+    fn default() -> Self {
+        Self {
+            user_window: "14d".to_owned(),
+            system_user_fraction: 0.75,
         }
     }
 }
@@ -301,6 +319,7 @@ fn validate(config: &Config) -> Result<(), CliError> {
             &config.inspection.warning_window,
         ),
         ("inspection.max_wait", &config.inspection.max_wait),
+        ("renewal.user_window", &config.renewal.user_window),
     ] {
         graphwarden_core::duration::parse_duration(value)
             .map_err(|e| CliError::config(format!("invalid `{key}`: {e}")))?;
@@ -322,6 +341,11 @@ fn validate(config: &Config) -> Result<(), CliError> {
             "`graph_version` must look like `v26.0`, not `{}`",
             config.graph_version
         )));
+    }
+    if !(0.1..=0.99).contains(&config.renewal.system_user_fraction) {
+        return Err(CliError::config(
+            "`renewal.system_user_fraction` must be between 0.1 and 0.99",
+        ));
     }
     if config.inspection.concurrency == 0 || config.inspection.concurrency > 64 {
         return Err(CliError::config(

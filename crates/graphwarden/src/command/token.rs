@@ -112,6 +112,9 @@ pub async fn run(ctx: &Context, command: TokenCommand) -> CliResult<u8> {
         TokenCommand::Remove { alias, yes } => remove(ctx, &alias, yes).await,
         TokenCommand::Events { alias, json } => events(ctx, &alias, json).await,
         TokenCommand::Reveal { alias, yes, reason } => reveal(ctx, &alias, yes, &reason).await,
+        TokenCommand::Exchange { alias, json } => {
+            crate::command::renew::exchange(ctx, &alias, json).await
+        }
     }
 }
 
