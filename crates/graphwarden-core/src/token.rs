@@ -206,6 +206,9 @@ impl std::str::FromStr for TokenStatus {
     }
 }
 
+/// Renewal attempts that may fail in a row before a token needs a person.
+pub const MAX_RENEWAL_FAILURES: i64 = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +237,3 @@ mod tests {
         assert!(!TokenStatus::Revoked.is_usable());
     }
 }
-
-/// Renewal attempts that may fail in a row before a token needs a person.
-pub const MAX_RENEWAL_FAILURES: i64 = 3;
