@@ -55,6 +55,7 @@ ROUNDS=${ROUNDS:-"first steady"}
 MIN_TPS=${MIN_TPS:-2000}
 MAX_RSS_MB=${MAX_RSS_MB:-200}
 CACHE_DIR=${CACHE_DIR:-$ROOT/target/bench-check}
+ROUND_TIMEOUT=${ROUND_TIMEOUT:-600}
 FRESH=${FRESH:-0}
 KEEP=${KEEP:-0}
 APP_ID=1000000000000001
@@ -185,12 +186,16 @@ for round in $ROUNDS; do
     rm -f "$WORK/stop"
     env_extra=()
     [[ -n "${CONCURRENCY:-}" ]] && env_extra+=("GRAPHWARDEN_INSPECTION__CONCURRENCY=$CONCURRENCY")
+    since_ms=$(($(date +%s%3N) - 1000))
     set +e
-    env GRAPHWARDEN_GRAPH_URL="$URL" GRAPHWARDEN_LOG__LEVEL='warn,graphwarden_meta::client=trace' "${env_extra[@]}" \
+    # time -v reports the peak RSS of the process tree it waited for (timeout, graphwarden).
+    env GRAPHWARDEN_GRAPH_URL="$URL" GRAPHWARDEN_LOG__LEVEL='warn,reqwest::retry=trace,graphwarden_meta::client=debug' "${env_extra[@]}" \
         /usr/bin/time -v -o "$WORK/time-$round.txt" \
+        timeout --signal=KILL "$ROUND_TIMEOUT" \
         "$GW" --data-dir "$WORK/data" check --json >"$WORK/check-$round.json" 2>"$WORK/check-$round.err" &
     TIME_PID=$!
-    $HELPER sample "$URL" "$APP_ID" "$SIM_PID" "$TIME_PID" "$WORK/samples-$round.tsv" "$WORK/stop" &
+    $HELPER sample "$URL" "$APP_ID" "$SIM_PID" "$TIME_PID" "$WORK/samples-$round.tsv" "$WORK/stop" \
+        "$WORK/data/graphwarden.db" "$since_ms" &
     SAMPLER_PID=$!
     wait "$TIME_PID"
     rc=$?
@@ -200,16 +205,25 @@ for round in $ROUNDS; do
     SAMPLER_PID=""
     sim_after=$(cpu_ticks "$SIM_PID")
     calls=$(sim_calls)
+    if [[ "$rc" == 137 ]] || grep -q 'Command terminated by signal 9' "$WORK/time-$round.txt"; then
+        phases=$($HELPER phases "$WORK/samples-$round.tsv" "$N")
+        echo "  MISSED: killed after ROUND_TIMEOUT=$ROUND_TIMEOUT s without finishing; peak RSS $(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$WORK/time-$round.txt") MB"
+        echo "  $calls debug_token calls charged; phases (from samples): $phases"
+        SUMMARY+=("$(printf '%-7s %8s %8s %9s %9s %9s %9s %9s %9s' "$round" "$N" ">$ROUND_TIMEOUT" "<$(awk -v n="$N" -v w="$ROUND_TIMEOUT" 'BEGIN {printf "%.0f", n / w}')" "-" "-" "-" "-" "$calls")")
+        FAILED=1
+        # The inventory is half-written now; later rounds would measure something else.
+        break
+    fi
     if [[ "$rc" -ge 64 ]]; then
         echo "graphwarden check failed with exit $rc:" >&2
-        grep -v 'Graph answered' "$WORK/check-$round.err" | tail -5 >&2
+        grep -v "shouldn't retry" "$WORK/check-$round.err" | tail -5 >&2
         exit 1
     fi
     wall=$(to_seconds "$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time-$round.txt")")
     rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time-$round.txt")
     gw_user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time-$round.txt")
     gw_sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time-$round.txt")
-    requests=$(grep -c 'Graph answered' "$WORK/check-$round.err" || true)
+    requests=$(grep -c "shouldn't retry" "$WORK/check-$round.err" || true)
     retries=$(grep -c 'Retrying a transient' "$WORK/check-$round.err" || true)
     sim_cpu=$(awk -v a="$sim_before" -v b="$sim_after" -v hz="$TICKS" 'BEGIN {printf "%.2f", (b - a) / hz}')
     tps=$(awk -v n="$N" -v w="$wall" 'BEGIN {printf "%.0f", n / w}')

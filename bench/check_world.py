@@ -10,11 +10,12 @@ Standard library only. Subcommands:
                                 loaded once keeps matching.
   tokens N SEED                 "alias token tag" lines, in the same order, for the loader.
   expected N SEED               the status counts `graphwarden check` must report, as JSON.
-  sample URL APP SIM_PID TIME_PID OUT.tsv STOP_FILE
+  sample URL APP SIM_PID TIME_PID OUT.tsv STOP_FILE DB SINCE_MS
                                 every 0.2 s until STOP_FILE exists: seconds since start, the
-                                app's calls in the simulator's window (GET /__sim/usage), and
-                                utime+stime ticks and RSS of graphwarden (the child of TIME_PID)
-                                and of the simulator.
+                                app's calls in the simulator's window (GET /__sim/usage),
+                                utime+stime ticks and RSS of graphwarden (below TIME_PID) and of
+                                the simulator, and once a second how many tokens the database
+                                (opened read-only) shows inspected since SINCE_MS.
   verify N SEED CHECK.json      exit 1 unless the check output holds N tokens, all inspected,
                                 with exactly the expected statuses.
   phases SAMPLES.tsv CALLS      when the simulator had answered all CALLS debug_token items
@@ -32,6 +33,7 @@ The mix of tokens (by index modulo 100) is meant to look like an agency's invent
 import json
 import os
 import random
+import sqlite3
 import string
 import sys
 import time
@@ -178,23 +180,48 @@ def ticks_rss(pid):
         return None, None
 
 
-def child_of(pid):
+def graphwarden_under(pid):
+    """The graphwarden process below `pid` (time -v, then timeout, then graphwarden)."""
+    for _ in range(4):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "graphwarden":
+                    return pid
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+        except (OSError, ValueError):
+            return None
+        if not kids:
+            return None
+        pid = int(kids[0])
+    return None
+
+
+def recorded_since(db, since_ms):
+    """Tokens whose inspection the store holds already (a read-only look, WAL allows it)."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = f.read().split()
-        return int(kids[0]) if kids else None
-    except (OSError, ValueError):
-        return None
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return con.execute(
+                "SELECT count(*) FROM tokens WHERE last_checked_at >= ?", (since_ms,)
+            ).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return ""
 
 
-def sample(url, app, sim_pid, time_pid, out, stop_file):
+def sample(url, app, sim_pid, time_pid, out, stop_file, db, since_ms):
     start = time.monotonic()
     gw = None
+    recorded, last_db = "", 0.0
     with open(out, "w") as f:
-        f.write("t\tsim_calls\tgw_ticks\tgw_rss_kb\tsim_ticks\tsim_rss_kb\n")
+        f.write("t\tsim_calls\tgw_ticks\tgw_rss_kb\tsim_ticks\tsim_rss_kb\trecorded\n")
         while not os.path.exists(stop_file):
             if gw is None:
-                gw = child_of(time_pid)
+                gw = graphwarden_under(time_pid)
+            if time.monotonic() - last_db >= 1.0:
+                recorded, last_db = recorded_since(db, since_ms), time.monotonic()
             try:
                 with urllib.request.urlopen(f"{url}/__sim/usage", timeout=2) as r:
                     usage = json.load(r)
@@ -205,7 +232,7 @@ def sample(url, app, sim_pid, time_pid, out, stop_file):
             sim_ticks, sim_rss = ticks_rss(sim_pid)
             f.write(
                 f"{time.monotonic() - start:.3f}\t{calls}\t{'' if gw_ticks is None else gw_ticks}\t"
-                f"{'' if gw_rss is None else gw_rss}\t{sim_ticks}\t{sim_rss}\n"
+                f"{'' if gw_rss is None else gw_rss}\t{sim_ticks}\t{sim_rss}\t{recorded}\n"
             )
             f.flush()
             time.sleep(0.2)
@@ -238,26 +265,38 @@ def verify(n, path):
 
 
 def phases(path, calls):
+    """Split a round at the moment the simulator had answered every debug_token item."""
+    hz = os.sysconf("SC_CLK_TCK")
     rows = []
     with open(path) as f:
         next(f)
         for line in f:
-            t, c, gt, gr, st, sr = (line.rstrip("\n").split("\t") + [""] * 6)[:6]
-            rows.append((float(t), c, gt, gr, st, sr))
-    first_gw = next((r for r in rows if r[2]), None)
-    done = next((r for r in rows if r[1] not in ("", "None") and float(r[1]) >= calls), None)
-    last_gw = [r for r in rows if r[2]]
-    peak = max((int(r[3]) for r in last_gw if r[3]), default=0)
-    at_done = done[3] if done else ""
-    out = {
-        "graph_phase_end_s": round(done[0] - first_gw[0], 2) if done and first_gw else None,
-        "gw_cpu_s_at_graph_end": (int(done[2]) - int(first_gw[2])) / os.sysconf("SC_CLK_TCK")
-        if done and first_gw and done[2]
-        else None,
-        "gw_rss_mb_at_graph_end": round(int(at_done) / 1024, 1) if at_done else None,
-        "gw_rss_mb_peak_sampled": round(peak / 1024, 1),
-        "last_sample_s": round(last_gw[-1][0] - first_gw[0], 2) if last_gw and first_gw else None,
-    }
+            cells = (line.rstrip("\n").split("\t") + [""] * 7)[:7]
+            rows.append([float(cells[0])] + cells[1:])
+    gw_rows = [r for r in rows if r[2]]
+    out = {}
+    if not gw_rows:
+        print(json.dumps({"note": "graphwarden was never sampled"}))
+        return
+    first, last = gw_rows[0], gw_rows[-1]
+    done = next((r for r in gw_rows if r[1] not in ("", "None") and float(r[1]) >= calls), None)
+    out["sampled_s"] = round(last[0] - first[0], 2)
+    out["rss_mb_peak_sampled"] = round(max(int(r[3]) for r in gw_rows if r[3]) / 1024, 1)
+    if done:
+        out["graph_phase_s"] = round(done[0] - first[0], 2)
+        out["graph_phase_gw_cpu_s"] = round((int(done[2]) - int(first[2])) / hz, 2)
+        out["graph_phase_sim_cpu_s"] = round((int(done[4]) - int(first[4])) / hz, 2)
+        out["rss_mb_at_graph_end"] = round(int(done[3]) / 1024, 1)
+        out["store_phase_s"] = round(last[0] - done[0], 2)
+        out["store_phase_gw_cpu_s"] = round((int(last[2]) - int(done[2])) / hz, 2)
+        recorded = [(r[0], int(r[6])) for r in gw_rows if r[6] not in ("", "None") and r[0] >= done[0]]
+        if len(recorded) >= 2 and recorded[-1][0] > recorded[0][0]:
+            (t0, n0), (t1, n1) = recorded[0], recorded[-1]
+            out["store_recorded_last_sample"] = n1
+            out["store_tokens_per_s"] = round((n1 - n0) / (t1 - t0), 1)
+    else:
+        out["graph_phase_s"] = None
+        out["sim_calls_last_sample"] = last[1]
     print(json.dumps(out, sort_keys=True))
 
 
@@ -270,7 +309,7 @@ def main(argv):
     elif cmd == "expected":
         print(json.dumps(expected(int(argv[2])), sort_keys=True))
     elif cmd == "sample":
-        sample(argv[2], argv[3], int(argv[4]), int(argv[5]), argv[6], argv[7])
+        sample(argv[2], argv[3], int(argv[4]), int(argv[5]), argv[6], argv[7], argv[8], int(argv[9]))
     elif cmd == "verify":
         verify(int(argv[2]), argv[4])
     elif cmd == "phases":

@@ -323,6 +323,26 @@ impl Checker {
         for (token, answer) in answers {
             let (inspection, warning, inspected) = match &answer {
                 Ok(a) => (inspection_for(&token, a, now), a.warning.clone(), true),
+                // The stored app secret is refused: app tokens are built from it, so they are
+                // the ones the reset killed; the rest cannot be checked until it is replaced.
+                Err(e)
+                    if token.kind == TokenKind::App
+                        && e.class() == Classification::AppConfiguration =>
+                {
+                    (
+                        Inspection {
+                            status: TokenStatus::AppSecretReset,
+                            cause: format!(
+                                "Meta rejects the app secret this token is built from ({e})"
+                            ),
+                            checked_at: now,
+                            details: None,
+                            flags: token.flags.clone(),
+                        },
+                        None,
+                        false,
+                    )
+                }
                 Err(e) => {
                     let mut i = unknown_for(e, &token.app_id);
                     i.checked_at = now;

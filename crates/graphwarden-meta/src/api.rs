@@ -60,7 +60,10 @@ impl GraphClient {
             &app_token,
             Some(&app.secret),
         );
-        let response = self.call(Method::Get, "debug_token", &params).await?;
+        let response = self
+            .call(Method::Get, "debug_token", &params)
+            .await
+            .map_err(MetaError::into_inspector_error)?;
         let data = DebugData::parse(&response.body).ok_or_else(|| MetaError::BadResponse {
             http_status: response.http_status,
             detail: "debug_token answered without `data`".into(),
@@ -98,7 +101,10 @@ impl GraphClient {
             &app_token,
             Some(&app.secret),
         );
-        let response = self.call(Method::Post, "", &params).await?;
+        let response = self
+            .call(Method::Post, "", &params)
+            .await
+            .map_err(MetaError::into_inspector_error)?;
         let answers = response
             .body
             .as_array()

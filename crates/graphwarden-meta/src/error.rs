@@ -58,6 +58,23 @@ impl MetaError {
         }
     }
 
+    /// The call carried only the app's own token (`id|secret`): if Meta calls that token dead,
+    /// it is the stored app secret that is wrong — a configuration problem, not a dead token.
+    pub(crate) fn into_inspector_error(self) -> Self {
+        match self {
+            Self::Graph(mut f)
+                if matches!(
+                    f.class,
+                    Classification::TokenDead { .. } | Classification::NeedsUserAction { .. }
+                ) =>
+            {
+                f.class = Classification::AppConfiguration;
+                Self::Graph(f)
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn graph(
         http_status: u16,
         error: GraphErrorInfo,

@@ -987,7 +987,7 @@ fn system_user_token(st: &mut State, ctx: &mut Ctx<'_>, req: &SimRequest, id: &s
         } else {
             0
         },
-        data_access_expires_at: Some(ctx.now_secs + crate::world::DATA_ACCESS_SECS),
+        data_access_expires_at: None,
         long_lived: true,
         scopes: scope
             .split(',')

@@ -370,7 +370,10 @@ impl World {
             if token.issued_at == 0 {
                 token.issued_at = now_secs;
             }
-            if token.kind != TokenKind::App && token.data_access_expires_at.is_none() {
+            // Data access follows a person's activity (§1): user and Page tokens only.
+            if matches!(token.kind, TokenKind::User | TokenKind::Page)
+                && token.data_access_expires_at.is_none()
+            {
                 token.data_access_expires_at = Some(token.issued_at + DATA_ACCESS_SECS);
             }
             if !self.apps.iter().any(|a| a.id == token.app_id) {
@@ -498,7 +501,7 @@ impl World {
             system_user_id: Some(SYSTEM_USER.into()),
             issued_at: now_secs,
             expires_at,
-            data_access_expires_at: Some(now_secs + DATA_ACCESS_SECS),
+            data_access_expires_at: None,
             long_lived: true,
             scopes: vec![
                 "ads_read".into(),
