@@ -6,6 +6,8 @@
 //! details (`graphwarden-meta`), SQL and crypto (`graphwarden-store`), presentation (the binary).
 
 pub mod check;
+pub mod derive;
+pub mod login;
 pub mod renew;
 
 pub use check::{

@@ -498,9 +498,56 @@ impl Renewer {
             Err(e) => return self.failed(token, &e, actor).await,
         };
         self.fault(FaultPoint::AfterExchange);
+        self.install_leased(token, &new_secret, plan.name(), plan.reason(), &app, actor)
+            .await
+    }
+
+    /// Replace `token`'s secret with `new_secret` the crash-safe way (stage, verify, promote),
+    /// for a login or a derivation that produced it outside a renewal plan.
+    pub async fn replace_secret(
+        &self,
+        token: &Token,
+        new_secret: &SecretString,
+        how: &str,
+        actor: &str,
+    ) -> Result<Result<String, String>, StoreError> {
+        if !self
+            .inventory
+            .acquire_renewal_lease(token, &self.owner, self.policy.lease_ttl)
+            .await?
+        {
+            return Ok(Err("another renewal of this token is in progress".into()));
+        }
+        let app = self.credentials(&token.app_id).await?;
+        let step = self
+            .install_leased(token, new_secret, how, how, &app, actor)
+            .await;
+        let _ = self
+            .inventory
+            .release_renewal_lease(token, &self.owner)
+            .await;
+        Ok(match step? {
+            Step::Done(d) => Ok(d),
+            Step::Failed(d) | Step::Relogin(d) => Err(d),
+        })
+    }
+
+    async fn install_leased(
+        &self,
+        token: &Token,
+        new_secret: &SecretString,
+        how: &str,
+        reason: &str,
+        app: &AppCredentials,
+        actor: &str,
+    ) -> Result<Step, StoreError> {
+        // Meta may hand back the token already held (Page tokens are reused): nothing to replace.
+        if self.inventory.holds_secret(token, new_secret).await? {
+            return Ok(Step::Done("Meta returned the token already stored".into()));
+        }
         match self
             .inventory
-            .stage_renewal(token, &self.owner, &new_secret, plan.name(), actor)
+            .stage_renewal(token, &self.owner, new_secret, how, actor)
             .await
         {
             Ok(()) => {}
@@ -511,7 +558,7 @@ impl Renewer {
             Err(e) => return Err(e),
         }
         self.fault(FaultPoint::AfterStage);
-        let (data, _) = match self.graph.debug_token(&new_secret, &app).await {
+        let (data, _) = match self.graph.debug_token(new_secret, app).await {
             Ok(answer) => answer,
             // Leave the pending secret: the next run proves or discards it.
             Err(e) => {
@@ -541,7 +588,7 @@ impl Renewer {
         self.inventory
             .promote_renewal(
                 token,
-                serde_json::json!({ "plan": plan.name(), "reason": plan.reason() }),
+                serde_json::json!({ "how": how, "reason": reason }),
                 actor,
             )
             .await?;
@@ -557,8 +604,7 @@ impl Renewer {
             None => "never expires".into(),
         };
         Ok(Step::Done(format!(
-            "{}: new token {} ({expiry})",
-            plan.name(),
+            "{how}: new token {} ({expiry})",
             fresh.hint
         )))
     }

@@ -685,6 +685,13 @@ impl Inventory {
         Ok(())
     }
 
+    /// Whether `secret` is the one stored for `token` (by fingerprint).
+    pub async fn holds_secret(&self, token: &Token, secret: &SecretString) -> Result<bool> {
+        let record = self.token_record(&token.alias).await?;
+        let text = check_token_text(secret.expose_secret())?;
+        Ok(self.fingerprint(text)? == record.fingerprint)
+    }
+
     /// The pending secret of `token`, if one waits.
     pub async fn pending_secret(&self, token: &Token) -> Result<Option<SecretString>> {
         let record = self.token_record(&token.alias).await?;

@@ -42,6 +42,12 @@ pub enum Command {
     /// Renew tokens that need it: exchange, refresh, derive Page tokens again. Crash-safe.
     /// Exits 0 when done, 1 when some failed for now, 2 when some need a new login.
     Renew(RenewArgs),
+    /// Page tokens: derive them from a user token.
+    #[command(subcommand)]
+    Pages(PagesCommand),
+    /// Log in through Meta's dialog to replace a token renewal cannot save (or add a new one):
+    /// prints a link, waits on a loopback callback, stores a long-lived token.
+    Login(LoginArgs),
     /// Show the example or the effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -70,6 +76,41 @@ pub struct SimArgs {
     #[arg(long)]
     pub control: bool,
     /// Print the start-up summary (URL, app, secrets, tokens) as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PagesCommand {
+    /// Store the Page tokens of a user token (all its Pages, or those named), linked to it.
+    Derive {
+        /// The user token to derive from.
+        user_alias: String,
+        /// Only this Page id; repeat for several.
+        #[arg(long = "page", value_name = "ID")]
+        pages: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The Meta app to log in to.
+    pub app_id: String,
+    /// Permissions to ask for, comma-separated.
+    #[arg(long, default_value = "")]
+    pub scopes: String,
+    /// Store the token under this alias, replacing the token there if there is one.
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Where the callback listens; `http://ADDR/callback` must be among the app's Valid OAuth
+    /// Redirect URIs.
+    #[arg(long, default_value = "127.0.0.1:8790", value_name = "ADDR")]
+    pub listen: String,
+    /// How long to wait for the login.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -170,6 +211,27 @@ pub enum TokenCommand {
     /// Show what happened to a token, oldest first.
     Events {
         alias: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a system-user token through the API with an admin's stored token, and store it.
+    MintSystemUser {
+        /// The alias for the new token.
+        alias: String,
+        #[arg(long = "app", value_name = "APP_ID")]
+        app_id: String,
+        /// The system user's id.
+        #[arg(long, value_name = "ID")]
+        system_user: String,
+        /// Permissions, comma-separated.
+        #[arg(long)]
+        scopes: String,
+        /// A 60-day token (refreshed by `renew`) instead of a non-expiring one.
+        #[arg(long)]
+        expiring: bool,
+        /// The stored token of a business admin or admin system user that makes the call.
+        #[arg(long, value_name = "ALIAS")]
+        caller: String,
         #[arg(long)]
         json: bool,
     },

@@ -5,6 +5,8 @@ mod check;
 mod config;
 mod init;
 mod key;
+mod login;
+mod pages;
 mod renew;
 mod sim;
 mod token;
@@ -233,6 +235,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Init => init::run(&ctx).await,
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Renew(args) => renew::run(&ctx, args).await,
+        Command::Pages(command) => pages::run(&ctx, command).await,
+        Command::Login(args) => login::run(&ctx, args).await,
         Command::Config(command) => config::run(&ctx, command),
         Command::App(command) => app::run(&ctx, command).await,
         Command::Token(command) => token::run(&ctx, *command).await,
@@ -242,6 +246,24 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
 }
 
 /// Turn a flag's text into a checked value, or a usage error naming the flag.
+/// A lifecycle error as a command error.
+pub fn derive_error(e: graphwarden_lifecycle::derive::DeriveError) -> CliError {
+    use graphwarden_lifecycle::derive::DeriveError;
+    match e {
+        DeriveError::Store(s) => CliError::from(s),
+        DeriveError::Meta(m) => {
+            let code = match m.class() {
+                graphwarden_meta::Classification::Transient
+                | graphwarden_meta::Classification::Throttled { .. } => crate::exit::UNAVAILABLE,
+                graphwarden_meta::Classification::AppConfiguration => crate::exit::CONFIG,
+                _ => crate::exit::DATA,
+            };
+            CliError::new(code, format!("{m}. {}", m.class().action()))
+        }
+        DeriveError::Refused(why) => CliError::new(crate::exit::DATA, why),
+    }
+}
+
 pub fn parse_flag<T>(
     flag: &str,
     text: &str,

@@ -15,7 +15,7 @@ use crate::exit::CliError;
 pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
 
 /// Environment variables with the `GRAPHWARDEN_` prefix that are not settings.
-const NOT_SETTINGS: &[&str] = &["DATA_DIR", "CONFIG", "TEST_DATABASE_URL"];
+const NOT_SETTINGS: &[&str] = &["DATA_DIR", "CONFIG", "TEST_DATABASE_URL", "FAULT_POINT"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

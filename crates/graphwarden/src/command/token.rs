@@ -115,6 +115,27 @@ pub async fn run(ctx: &Context, command: TokenCommand) -> CliResult<u8> {
         TokenCommand::Exchange { alias, json } => {
             crate::command::renew::exchange(ctx, &alias, json).await
         }
+        TokenCommand::MintSystemUser {
+            alias,
+            app_id,
+            system_user,
+            scopes,
+            expiring,
+            caller,
+            json,
+        } => {
+            crate::command::pages::mint(
+                ctx,
+                &alias,
+                &app_id,
+                &system_user,
+                &scopes,
+                expiring,
+                &caller,
+                json,
+            )
+            .await
+        }
     }
 }
 

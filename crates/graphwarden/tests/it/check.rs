@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use crate::support::Gw;
 
-struct Setup {
-    sim: SimHandle,
-    gw: Gw,
+pub struct Setup {
+    pub sim: SimHandle,
+    pub gw: Gw,
 }
 
 impl Setup {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = graphwarden_sim::start(
             SimConfig {
@@ -35,17 +35,17 @@ impl Setup {
         Self { sim, gw }
     }
 
-    fn token(&self, label: &str) -> String {
+    pub fn token(&self, label: &str) -> String {
         self.sim.simulator().token(label).unwrap()
     }
 
-    fn add(&self, alias: &str, label: &str, extra: &[&str]) -> crate::support::Output {
+    pub fn add(&self, alias: &str, label: &str, extra: &[&str]) -> crate::support::Output {
         let mut args = vec!["token", "add", alias, "--app", ids::APP];
         args.extend_from_slice(extra);
         self.gw.run_with_stdin(&args, &self.token(label))
     }
 
-    async fn event(&self, kind: &str, body: Value) {
+    pub async fn event(&self, kind: &str, body: Value) {
         reqwest::Client::new()
             .post(format!("{}/__sim/events/{kind}", self.sim.url()))
             .json(&body)
@@ -54,7 +54,7 @@ impl Setup {
             .unwrap();
     }
 
-    fn check_json(&self, args: &[&str]) -> (i32, Vec<Value>) {
+    pub fn check_json(&self, args: &[&str]) -> (i32, Vec<Value>) {
         let mut all = vec!["check", "--json"];
         all.extend_from_slice(args);
         let out = self.gw.run(&all);

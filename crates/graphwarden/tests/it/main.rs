@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod inventory;
 mod postgres;
+mod renewal;
 mod rotation;
 mod secrets;
 mod sim;
