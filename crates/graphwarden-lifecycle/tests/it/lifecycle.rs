@@ -410,3 +410,70 @@ async fn dry_run_changes_nothing_and_says_why() {
             .any(|c| c.path == "/oauth/access_token")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_graph_answers_give_unknown_and_lose_nothing() {
+    let w = setup(|_| {}).await;
+    w.add("ana", "ana-long-lived", TokenKind::User, None).await;
+    w.add("short", "ana-short-lived", TokenKind::User, None)
+        .await;
+    w.check_all().await;
+    let before: Vec<_> = w
+        .inventory
+        .tokens(&graphwarden_store::TokenFilter::default())
+        .await
+        .unwrap();
+    for kind in [
+        "malformed_body",
+        "truncated_body",
+        "wrong_content_type",
+        "server_error",
+        "drop_connection",
+    ] {
+        w.control("PUT", "/faults", json!({ "route": "/", "kind": kind }))
+            .await;
+        let report = w.check_all().await;
+        for c in &report.tokens {
+            if kind == "wrong_content_type" {
+                // A JSON body labelled as HTML is still read.
+                assert!(
+                    matches!(c.token.status, TokenStatus::Valid | TokenStatus::Expiring),
+                    "{kind}"
+                );
+            } else {
+                assert_eq!(
+                    c.token.status,
+                    TokenStatus::Unknown,
+                    "{kind}: {}",
+                    c.token.status_cause
+                );
+                assert!(
+                    c.token.status_cause.starts_with("could not check"),
+                    "{kind}: {}",
+                    c.token.status_cause
+                );
+            }
+        }
+        // Renewal through the same faults stores nothing half-done.
+        let r = w
+            .renewer(RenewPolicy::default(), kind)
+            .renew(vec![w.token("short").await], false, true, kind)
+            .await
+            .unwrap();
+        assert!(
+            r.tokens.iter().all(|t| t.outcome != "renewed") || kind == "wrong_content_type",
+            "{kind}: {r:?}"
+        );
+        w.control("DELETE", "/faults", json!(null)).await;
+        assert!(
+            w.stored_secret_is_valid("short").await,
+            "{kind}: the stored secret still works"
+        );
+    }
+    let after: Vec<_> = w
+        .inventory
+        .tokens(&graphwarden_store::TokenFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(before.len(), after.len(), "nothing lost");
+}
