@@ -10,14 +10,18 @@ Standard library only. Subcommands:
                                 loaded once keeps matching.
   tokens N SEED                 "alias token tag" lines, in the same order, for the loader.
   expected N SEED               the status counts `graphwarden check` must report, as JSON.
+  newly-dead N USERS            how many usable tokens a password change of USERS ("0,1")
+                                kills (each makes `check` look for tokens derived from it).
   sample URL APP SIM_PID TIME_PID OUT.tsv STOP_FILE DB SINCE_MS
                                 every 0.2 s until STOP_FILE exists: seconds since start, the
                                 app's calls in the simulator's window (GET /__sim/usage),
                                 utime+stime ticks and RSS of graphwarden (below TIME_PID) and of
                                 the simulator, and once a second how many tokens the database
                                 (opened read-only) shows inspected since SINCE_MS.
-  verify N SEED CHECK.json      exit 1 unless the check output holds N tokens, all inspected,
-                                with exactly the expected statuses.
+  verify N SEED CHECK.json [USERS]
+                                exit 1 unless the check output holds N tokens, all inspected,
+                                with exactly the expected statuses (after a password change of
+                                USERS, when given).
   phases SAMPLES.tsv CALLS      when the simulator had answered all CALLS debug_token items
                                 (end of the Graph phase) and what graphwarden did after.
 
@@ -83,8 +87,13 @@ def alias(i):
     return f"bench-{i:06d}"
 
 
+def user_index(i):
+    """100 consecutive tokens per person, so each person holds the whole mix once."""
+    return (i // 100) % USERS
+
+
 def user_id(i):
-    return str(100000000000000 + 1 + i % USERS)
+    return str(100000000000000 + 1 + user_index(i))
 
 
 def world(n, seed, out, dau):
@@ -160,12 +169,27 @@ def tokens(n, seed):
         out.write(f"{alias(i)} {text} client:c{i % 100:02d}\n")
 
 
-def expected(n):
+def killed_users(text):
+    """User indexes (0-999) whose password changed before the round: "3,17" or ""."""
+    return {int(u) for u in text.split(",") if u.strip()}
+
+
+def expected(n, killed=frozenset()):
+    """Status counts; a password change turns every token of the user not already invalidated
+    (so also expired ones) into password_changed, as the simulator does."""
     counts = {}
     for i in range(n):
-        s = EXPECTED_STATUS[kind_of(i)]
+        k = kind_of(i)
+        s = EXPECTED_STATUS[k]
+        if user_index(i) in killed and k != "deauthorized":
+            s = "password_changed"
         counts[s] = counts.get(s, 0) + 1
     return counts
+
+
+def newly_dead(n, killed):
+    """Tokens a password change moves from usable (valid, expiring) to dead."""
+    return sum(1 for i in range(n) if user_index(i) in killed and kind_of(i) in ("long", "never", "expiring"))
 
 
 def ticks_rss(pid):
@@ -238,7 +262,7 @@ def sample(url, app, sim_pid, time_pid, out, stop_file, db, since_ms):
             time.sleep(0.2)
 
 
-def verify(n, path):
+def verify(n, path, killed=frozenset()):
     with open(path) as f:
         rows = json.load(f)
     problems = []
@@ -254,7 +278,7 @@ def verify(n, path):
     got = {}
     for r in rows:
         got[r["status"]] = got.get(r["status"], 0) + 1
-    want = expected(n)
+    want = expected(n, killed)
     if got != want:
         problems.append(f"statuses {got}, expected {want}")
     print(json.dumps({"tokens": len(rows), "not_inspected": not_inspected, "statuses": got}, sort_keys=True))
@@ -308,10 +332,12 @@ def main(argv):
         tokens(int(argv[2]), int(argv[3]))
     elif cmd == "expected":
         print(json.dumps(expected(int(argv[2])), sort_keys=True))
+    elif cmd == "newly-dead":
+        print(newly_dead(int(argv[2]), killed_users(argv[3])))
     elif cmd == "sample":
         sample(argv[2], argv[3], int(argv[4]), int(argv[5]), argv[6], argv[7], argv[8], int(argv[9]))
     elif cmd == "verify":
-        verify(int(argv[2]), argv[4])
+        verify(int(argv[2]), argv[4], killed_users(argv[5]) if len(argv) > 5 else frozenset())
     elif cmd == "phases":
         phases(argv[2], float(argv[3]))
     else:

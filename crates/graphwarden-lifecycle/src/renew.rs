@@ -9,7 +9,9 @@ use std::sync::Arc;
 use graphwarden_core::token::MAX_RENEWAL_FAILURES;
 use graphwarden_core::{AppId, Clock, TokenKind, TokenStatus};
 use graphwarden_meta::{AppCredentials, Classification, GraphClient, MetaError, assess};
-use graphwarden_store::{Expiry, Inspection, Inventory, StoreError, Token, TokenFilter};
+use graphwarden_store::{
+    Expiry, Inspection, Inventory, RenewalOverride, StoreError, Token, TokenFilter,
+};
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -54,7 +56,46 @@ pub struct RenewPolicy {
     pub system_user_fraction: f64,
     /// How long one renewal may hold a token's lease.
     pub lease_ttl: SignedDuration,
+    /// Per-app settings (by app id), overriding the ones above; a token's own override wins.
+    pub apps: std::collections::HashMap<String, RenewalOverride>,
     pub fault_hook: Option<FaultHook>,
+}
+
+/// The settings that apply to one token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Effective {
+    pub enabled: bool,
+    pub user_window: SignedDuration,
+    pub system_user_fraction: f64,
+}
+
+impl RenewPolicy {
+    /// Global, then the app's, then the token's own settings.
+    pub fn for_token(&self, token: &Token) -> Effective {
+        let mut e = Effective {
+            enabled: true,
+            user_window: self.user_window,
+            system_user_fraction: self.system_user_fraction,
+        };
+        for o in [
+            self.apps.get(token.app_id.as_str()),
+            token.renewal_policy.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(enabled) = o.enabled {
+                e.enabled = enabled;
+            }
+            if let Some(secs) = o.user_window_secs {
+                e.user_window = SignedDuration::from_secs(secs);
+            }
+            if let Some(f) = o.system_user_fraction {
+                e.system_user_fraction = f;
+            }
+        }
+        e
+    }
 }
 
 impl std::fmt::Debug for RenewPolicy {
@@ -63,6 +104,7 @@ impl std::fmt::Debug for RenewPolicy {
             .field("user_window", &self.user_window)
             .field("system_user_fraction", &self.system_user_fraction)
             .field("lease_ttl", &self.lease_ttl)
+            .field("apps", &self.apps)
             .field("fault_hook", &self.fault_hook.is_some())
             .finish()
     }
@@ -74,6 +116,7 @@ impl Default for RenewPolicy {
             user_window: SignedDuration::from_hours(24 * 14),
             system_user_fraction: 0.75,
             lease_ttl: SignedDuration::from_mins(2),
+            apps: std::collections::HashMap::new(),
             fault_hook: None,
         }
     }
@@ -133,6 +176,12 @@ pub fn plan(token: &Token, parent: Option<&Token>, now: Timestamp, policy: &Rene
             reason: "app tokens do not expire".into(),
         };
     }
+    let effective = policy.for_token(token);
+    if !effective.enabled {
+        return Plan::Leave {
+            reason: "renewal is turned off for this token or its app; still inspected".into(),
+        };
+    }
     let expires_at = match token.expires {
         Expiry::Never => {
             return Plan::Leave {
@@ -151,20 +200,20 @@ pub fn plan(token: &Token, parent: Option<&Token>, now: Timestamp, policy: &Rene
         TokenKind::User if token.issued_at.is_none() => Plan::Exchange {
             reason: format!("short-lived (expires in {}): exchange for a long-lived token", days(left)),
         },
-        TokenKind::User if left <= policy.user_window => Plan::Exchange {
-            reason: format!("expires in {}, inside the {} renewal window", days(left), days(policy.user_window)),
+        TokenKind::User if left <= effective.user_window => Plan::Exchange {
+            reason: format!("expires in {}, inside the {} renewal window", days(left), days(effective.user_window)),
         },
         TokenKind::User => Plan::Leave {
-            reason: format!("expires in {}; renewal starts {} before", days(left), days(policy.user_window)),
+            reason: format!("expires in {}; renewal starts {} before", days(left), days(effective.user_window)),
         },
         TokenKind::SystemUser => {
             let issued = token.issued_at.unwrap_or_else(|| expires_at.checked_sub(SignedDuration::from_hours(24 * 60)).unwrap_or(expires_at));
             let life = issued.duration_until(expires_at);
-            let due_secs = (life.as_secs() as f64 * policy.system_user_fraction) as i64;
+            let due_secs = (life.as_secs() as f64 * effective.system_user_fraction) as i64;
             let due = issued.checked_add(SignedDuration::from_secs(due_secs)).unwrap_or(expires_at);
             if now >= due {
                 Plan::Refresh {
-                    reason: format!("{:.0} % of its life has passed (expires in {})", policy.system_user_fraction * 100.0, days(left)),
+                    reason: format!("{:.0} % of its life has passed (expires in {})", effective.system_user_fraction * 100.0, days(left)),
                 }
             } else {
                 Plan::Leave {

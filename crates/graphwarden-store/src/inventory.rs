@@ -444,6 +444,7 @@ impl Inventory {
             pending_since: None,
             renewal_failures: 0,
             lease_until: None,
+            renewal_policy: None,
         };
         let mut event = self.event(actor, "token.added");
         event.token_id = Some(token.id.clone());
@@ -765,6 +766,39 @@ impl Inventory {
         event.app_id = Some(token.app_id.to_string());
         event.detail = json!({ "reason": reason });
         self.store.discard_pending(&token.id, &event).await
+    }
+
+    /// Set or clear a token's own renewal settings.
+    pub async fn set_renewal_policy(
+        &self,
+        token: &Token,
+        policy: Option<crate::model::RenewalOverride>,
+        actor: &str,
+    ) -> Result<()> {
+        if let Some(p) = &policy {
+            if p.system_user_fraction
+                .is_some_and(|f| !(0.1..=0.99).contains(&f))
+            {
+                return Err(graphwarden_core::InvalidInput::new(
+                    "the refresh fraction must be between 0.1 and 0.99",
+                )
+                .into());
+            }
+            if p.user_window_secs.is_some_and(|w| w <= 0) {
+                return Err(graphwarden_core::InvalidInput::new(
+                    "the renewal window must be positive",
+                )
+                .into());
+            }
+        }
+        let mut event = self.event(actor, "token.renewal_policy_changed");
+        event.token_id = Some(token.id.clone());
+        event.token_alias = Some(token.alias.to_string());
+        event.app_id = Some(token.app_id.to_string());
+        event.detail = json!({ "from": token.renewal_policy, "to": policy });
+        self.store
+            .set_renewal_policy(&token.id, policy.as_ref(), &event)
+            .await
     }
 
     /// Count a failed renewal; returns the new count.

@@ -117,6 +117,19 @@ pub struct Token {
     pub renewal_failures: i64,
     /// Until when a renewal holds the token's lease.
     pub lease_until: Option<Timestamp>,
+    /// This token's own renewal settings, if any.
+    pub renewal_policy: Option<RenewalOverride>,
+}
+
+/// Renewal settings that override the app's and the global ones; unset fields inherit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RenewalOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_window_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_user_fraction: Option<f64>,
 }
 
 /// A renewed secret, sealed, waiting to replace the current one.

@@ -18,7 +18,7 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t
     t.created_at, t.updated_at, t.status, t.status_cause, t.expires_at, t.data_access_expires_at, \
     t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at, t.flags, t.meta_kind, \
     t.pending_secret, t.pending_key_version, t.pending_fingerprint, t.pending_hint, t.pending_since, \
-    t.lease_owner, t.lease_until, t.renewal_failures \
+    t.lease_owner, t.lease_until, t.renewal_failures, t.renewal_policy \
     FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
 
 pub(crate) const APP_SELECT: &str = "SELECT a.app_id, a.name, a.secret, a.secret_key_version, \
@@ -207,6 +207,13 @@ macro_rules! impl_sql_store {
                 pending_since: sql::opt_ts(row.try_get("pending_since")?)?,
                 renewal_failures: row.try_get("renewal_failures")?,
                 lease_until: sql::opt_ts(row.try_get("lease_until")?)?,
+                renewal_policy: row
+                    .try_get::<Option<String>, _>("renewal_policy")?
+                    .map(|j| {
+                        serde_json::from_str(&j)
+                            .map_err(|e| StoreError::corrupt(format!("stored renewal policy: {e}")))
+                    })
+                    .transpose()?,
             };
             let pending = match (
                 row.try_get::<Option<Vec<u8>>, _>("pending_secret")?,
@@ -856,6 +863,23 @@ macro_rules! impl_sql_store {
                 .bind(token_id)
                 .execute(&mut *tx)
                 .await?;
+                insert_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_renewal_policy(
+                &self,
+                token_id: &str,
+                policy: Option<&$crate::model::RenewalOverride>,
+                event: &NewEvent,
+            ) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("UPDATE tokens SET renewal_policy = $1 WHERE id = $2")
+                    .bind(policy.map(sql::to_json))
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?;
                 insert_event(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(())

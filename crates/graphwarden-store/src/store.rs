@@ -104,6 +104,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
     async fn discard_pending(&self, token_id: &str, event: &NewEvent) -> Result<()>;
     async fn set_renewal_failures(&self, token_id: &str, failures: i64) -> Result<()>;
+    /// Set (or with `None` clear) a token's own renewal settings, with its event.
+    async fn set_renewal_policy(
+        &self,
+        token_id: &str,
+        policy: Option<&crate::model::RenewalOverride>,
+        event: &NewEvent,
+    ) -> Result<()>;
 
     async fn append_event(&self, event: &NewEvent) -> Result<()>;
     /// Events about one token, oldest first.

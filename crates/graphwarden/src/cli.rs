@@ -235,6 +235,25 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set this token's own renewal settings (overriding its app's and the global ones).
+    Renewal {
+        alias: String,
+        /// Re-exchange a user token this long before it expires, such as `10d`.
+        #[arg(long, value_name = "DURATION")]
+        window: Option<String>,
+        /// Refresh a 60-day system-user token once this fraction of its life has passed.
+        #[arg(long, value_name = "FRACTION")]
+        fraction: Option<f64>,
+        /// Stop renewing this token (it is still inspected).
+        #[arg(long, conflicts_with = "on")]
+        off: bool,
+        /// Renew this token even if its app's settings say not to.
+        #[arg(long)]
+        on: bool,
+        /// Forget this token's own settings.
+        #[arg(long, conflicts_with_all = ["window", "fraction", "off", "on"])]
+        reset: bool,
+    },
     /// Exchange a user token for a long-lived one now (crash-safe, like `renew`).
     Exchange {
         alias: String,

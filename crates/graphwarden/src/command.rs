@@ -101,9 +101,26 @@ impl Context {
                     });
                     hook
                 });
+        let mut apps = std::collections::HashMap::new();
+        for (app, o) in &cfg.apps {
+            let window = o
+                .user_window
+                .as_deref()
+                .map(graphwarden_core::duration::parse_duration)
+                .transpose()?;
+            apps.insert(
+                app.clone(),
+                graphwarden_store::RenewalOverride {
+                    enabled: o.enabled,
+                    user_window_secs: window.map(|w| w.as_secs()),
+                    system_user_fraction: o.system_user_fraction,
+                },
+            );
+        }
         let policy = graphwarden_lifecycle::RenewPolicy {
             user_window: graphwarden_core::duration::parse_duration(&cfg.user_window)?,
             system_user_fraction: cfg.system_user_fraction,
+            apps,
             fault_hook,
             ..graphwarden_lifecycle::RenewPolicy::default()
         };

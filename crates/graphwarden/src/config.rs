@@ -68,6 +68,8 @@ impl Default for GraphSettings {
 pub struct RenewalConfig {
     pub user_window: String,
     pub system_user_fraction: f64,
+    /// Per-app overrides, by Meta app id.
+    pub apps: std::collections::BTreeMap<String, AppRenewalConfig>,
 }
 
 impl Default for RenewalConfig {
@@ -75,8 +77,20 @@ impl Default for RenewalConfig {
         Self {
             user_window: "14d".to_owned(),
             system_user_fraction: 0.75,
+            apps: std::collections::BTreeMap::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppRenewalConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_window: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_user_fraction: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -346,6 +360,22 @@ fn validate(config: &Config) -> Result<(), CliError> {
         return Err(CliError::config(
             "`renewal.system_user_fraction` must be between 0.1 and 0.99",
         ));
+    }
+    for (app, o) in &config.renewal.apps {
+        graphwarden_core::AppId::parse(app)
+            .map_err(|e| CliError::config(format!("`renewal.apps`: {e}")))?;
+        if let Some(w) = &o.user_window {
+            graphwarden_core::duration::parse_duration(w).map_err(|e| {
+                CliError::config(format!("invalid `renewal.apps.{app}.user_window`: {e}"))
+            })?;
+        }
+        if o.system_user_fraction
+            .is_some_and(|f| !(0.1..=0.99).contains(&f))
+        {
+            return Err(CliError::config(format!(
+                "`renewal.apps.{app}.system_user_fraction` must be between 0.1 and 0.99"
+            )));
+        }
     }
     if config.inspection.concurrency == 0 || config.inspection.concurrency > 64 {
         return Err(CliError::config(

@@ -477,3 +477,77 @@ async fn bad_graph_answers_give_unknown_and_lose_nothing() {
         .unwrap();
     assert_eq!(before.len(), after.len(), "nothing lost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_settings_per_app_and_per_token() {
+    use graphwarden_store::RenewalOverride;
+    let w = setup(|_| {}).await;
+    w.add("ana", "ana-long-lived", TokenKind::User, None).await;
+    w.add("bot", "bot-60-days", TokenKind::SystemUser, None)
+        .await;
+    w.check_all().await;
+    w.advance_days(40);
+    w.check_all().await;
+    // Globally: ana (20 days left) outside the 14-day window, bot at 67 % of its life.
+    let default = w
+        .renewer(RenewPolicy::default(), "p")
+        .renew_all(true, "p")
+        .await
+        .unwrap();
+    let outcome = |r: &graphwarden_lifecycle::RenewReport, a: &str| {
+        r.tokens.iter().find(|t| t.alias == a).unwrap().outcome
+    };
+    assert_eq!(
+        (outcome(&default, "ana"), outcome(&default, "bot")),
+        ("skipped", "skipped")
+    );
+    // The app widens the window and refreshes earlier…
+    let mut policy = RenewPolicy::default();
+    policy.apps.insert(
+        ids::APP.into(),
+        RenewalOverride {
+            enabled: None,
+            user_window_secs: Some(21 * 86_400),
+            system_user_fraction: Some(0.5),
+        },
+    );
+    let app_level = w
+        .renewer(policy.clone(), "p")
+        .renew_all(true, "p")
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome(&app_level, "ana"), outcome(&app_level, "bot")),
+        ("planned", "planned")
+    );
+    // …and the token's own setting wins over the app's.
+    w.inventory
+        .set_renewal_policy(
+            &w.token("bot").await,
+            Some(RenewalOverride {
+                enabled: Some(false),
+                ..RenewalOverride::default()
+            }),
+            "p",
+        )
+        .await
+        .unwrap();
+    let token_level = w.renewer(policy, "p").renew_all(true, "p").await.unwrap();
+    assert_eq!(outcome(&token_level, "bot"), "skipped");
+    assert!(
+        token_level
+            .tokens
+            .iter()
+            .any(|t| t.alias == "bot" && t.detail.contains("turned off"))
+    );
+    let bad = RenewalOverride {
+        system_user_fraction: Some(2.0),
+        ..RenewalOverride::default()
+    };
+    assert!(
+        w.inventory
+            .set_renewal_policy(&w.token("bot").await, Some(bad), "p")
+            .await
+            .is_err()
+    );
+}

@@ -50,6 +50,10 @@ struct TokenView<'a> {
     updated_at: String,
     last_checked_at: Option<String>,
     last_used_at: Option<String>,
+    flags: &'a [String],
+    renewal_failures: i64,
+    renewal_pending_since: Option<String>,
+    renewal_policy: Option<&'a graphwarden_store::RenewalOverride>,
 }
 
 impl<'a> TokenView<'a> {
@@ -87,6 +91,10 @@ impl<'a> TokenView<'a> {
             updated_at: output::time(t.updated_at),
             last_checked_at: t.last_checked_at.map(output::time),
             last_used_at: t.last_used_at.map(output::time),
+            flags: &t.flags,
+            renewal_failures: t.renewal_failures,
+            renewal_pending_since: t.pending_since.map(output::time),
+            renewal_policy: t.renewal_policy.as_ref(),
         }
     }
 }
@@ -115,6 +123,14 @@ pub async fn run(ctx: &Context, command: TokenCommand) -> CliResult<u8> {
         TokenCommand::Exchange { alias, json } => {
             crate::command::renew::exchange(ctx, &alias, json).await
         }
+        TokenCommand::Renewal {
+            alias,
+            window,
+            fraction,
+            off,
+            on,
+            reset,
+        } => renewal(ctx, &alias, window.as_deref(), fraction, off, on, reset).await,
         TokenCommand::MintSystemUser {
             alias,
             app_id,
@@ -357,6 +373,20 @@ async fn show(ctx: &Context, alias: &str, json: bool) -> CliResult<u8> {
         ("added", view.created_at.clone()),
         ("last checked", opt(view.last_checked_at.as_deref())),
         ("last used", opt(view.last_used_at.as_deref())),
+        ("flags", dash(&view.flags.join("; ")).to_owned()),
+        (
+            "renewal",
+            match (
+                view.renewal_policy,
+                view.renewal_failures,
+                &view.renewal_pending_since,
+            ) {
+                (_, _, Some(since)) => format!("a renewed token waits to be proven since {since}"),
+                (_, n, None) if n > 0 => format!("{n} failed attempt(s) in a row"),
+                (Some(p), _, None) => serde_json::to_string(p).unwrap_or_default(),
+                _ => "default settings".to_owned(),
+            },
+        ),
     ];
     let mut table = output::table(&["FIELD", "VALUE"]);
     for (k, v) in rows {
@@ -467,5 +497,48 @@ async fn reveal(ctx: &Context, alias: &str, yes: bool, reason: &str) -> CliResul
     writeln!(stdout, "{}", secret.expose_secret())
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::new(exit::IO, format!("could not write the token: {e}")))?;
+    Ok(0)
+}
+
+async fn renewal(
+    ctx: &Context,
+    alias: &str,
+    window: Option<&str>,
+    fraction: Option<f64>,
+    off: bool,
+    on: bool,
+    reset: bool,
+) -> CliResult<u8> {
+    let alias = alias_arg(alias)?;
+    let inventory = ctx.inventory().await?;
+    let token = inventory.token(&alias).await?;
+    let policy = if reset {
+        None
+    } else {
+        let mut p = token.renewal_policy.clone().unwrap_or_default();
+        if let Some(w) = window {
+            p.user_window_secs = Some(parse_flag("--window", w, parse_duration)?.as_secs());
+        }
+        if let Some(f) = fraction {
+            p.system_user_fraction = Some(f);
+        }
+        if off {
+            p.enabled = Some(false);
+        }
+        if on {
+            p.enabled = Some(true);
+        }
+        Some(p)
+    };
+    inventory
+        .set_renewal_policy(&token, policy.clone(), &ctx.actor)
+        .await?;
+    match policy {
+        None => println!("`{alias}` follows its app's and the global renewal settings again."),
+        Some(p) => println!(
+            "Renewal settings of `{alias}`: {}",
+            serde_json::to_string(&p).unwrap_or_default()
+        ),
+    }
     Ok(0)
 }

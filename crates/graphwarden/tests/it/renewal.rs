@@ -325,3 +325,48 @@ async fn login_refuses_a_forged_state() {
     assert_eq!(out.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_renewal_settings_from_the_cli_and_per_app_config() {
+    let s = Setup::new().await;
+    s.add("short", "ana-short-lived", &[]).ok();
+    s.gw.run(&["token", "renewal", "short", "--off"]).ok();
+    let dry = s.gw.run(&["renew", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("turned off"), "{}", dry.stdout);
+    assert!(show(&s, "short")["renewal_policy"]["enabled"] == false);
+    s.gw.run(&["token", "renewal", "short", "--reset"]).ok();
+    assert!(
+        s.gw.run(&["renew", "--dry-run"])
+            .ok()
+            .stdout
+            .contains("would exchange")
+    );
+    assert_eq!(
+        s.gw.run(&["token", "renewal", "short", "--window", "soon"])
+            .code,
+        64
+    );
+    assert_eq!(
+        s.gw.run(&["token", "renewal", "short", "--fraction", "3"])
+            .code,
+        64
+    );
+    // The app's settings, from the configuration file.
+    std::fs::write(
+        s.gw.data_dir.join("graphwarden.toml"),
+        format!("[renewal.apps.\"{}\"]\nenabled = false\n", ids::APP),
+    )
+    .unwrap();
+    assert!(
+        s.gw.run(&["renew", "--dry-run"])
+            .ok()
+            .stdout
+            .contains("turned off")
+    );
+    std::fs::write(
+        s.gw.data_dir.join("graphwarden.toml"),
+        "[renewal.apps.\"x\"]\nenabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(s.gw.run(&["renew", "--dry-run"]).code, 78);
+}
