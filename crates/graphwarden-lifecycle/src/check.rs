@@ -79,6 +79,8 @@ pub struct CheckReport {
     pub tokens: Vec<Checked>,
     /// Graph requests made (batches count once).
     pub requests: usize,
+    /// The API version Meta answered with (`facebook-api-version`).
+    pub api_version: Option<String>,
 }
 
 impl CheckReport {
@@ -318,6 +320,7 @@ impl Checker {
         let mut report = CheckReport {
             tokens: Vec::with_capacity(answers.len()),
             requests,
+            api_version: self.graph.last_api_version(),
         };
         let now = self.clock.now();
         for (token, answer) in answers {

@@ -72,6 +72,8 @@ pub struct GraphClient {
     http: reqwest::Client,
     config: GraphConfig,
     clock: Arc<dyn Clock>,
+    /// The last `facebook-api-version` Meta answered with (shared by clones).
+    api_version: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// A call's parameters; secret values are kept apart so nothing prints them.
@@ -127,11 +129,18 @@ impl GraphClient {
             http,
             config,
             clock,
+            api_version: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
     pub fn config(&self) -> &GraphConfig {
         &self.config
+    }
+
+    /// The version that served the last call (`facebook-api-version`), which may differ from
+    /// the one asked for when Meta upgrades a call.
+    pub fn last_api_version(&self) -> Option<String> {
+        self.api_version.lock().ok().and_then(|v| v.clone())
     }
 
     fn url(&self, path: &str) -> String {
@@ -239,7 +248,12 @@ impl GraphClient {
             });
         }
         if let Some(v) = &api_version {
-            tracing::trace!(path, api_version = %v, "Graph answered.");
+            if v != &self.config.version {
+                tracing::info!(asked = %self.config.version, served = %v, "Graph served another API version than the one asked for.");
+            }
+            if let Ok(mut last) = self.api_version.lock() {
+                *last = Some(v.clone());
+            }
         }
         Ok(GraphResponse {
             http_status,

@@ -384,3 +384,14 @@ async fn timed_proof_is_accepted() {
             .contains(&"appsecret_time".to_owned())
     );
 }
+
+#[tokio::test]
+async fn the_served_api_version_is_recorded() {
+    let f = fixture().await;
+    assert_eq!(f.client.last_api_version(), None);
+    f.client
+        .debug_token(&f.token("ana-long-lived"), &f.app)
+        .await
+        .unwrap();
+    assert_eq!(f.client.last_api_version().as_deref(), Some("v26.0"));
+}

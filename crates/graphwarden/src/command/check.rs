@@ -95,9 +95,14 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
         output::print_table(&table);
         let count = |s: Severity| report.tokens.iter().filter(|c| c.severity == s).count();
         println!(
-            "{} token(s) checked with {} Graph request(s): {} critical, {} warning, {} fine.",
+            "{} token(s) checked with {} Graph request(s){}: {} critical, {} warning, {} fine.",
             report.tokens.len(),
             report.requests,
+            report
+                .api_version
+                .as_deref()
+                .map(|v| format!(" (Graph {v})"))
+                .unwrap_or_default(),
             count(Severity::Critical),
             count(Severity::Warning),
             count(Severity::Ok)
