@@ -370,3 +370,46 @@ async fn token_renewal_settings_from_the_cli_and_per_app_config() {
     .unwrap();
     assert_eq!(s.gw.run(&["renew", "--dry-run"]).code, 78);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reaches_trace_logs_during_graph_work() {
+    let mut s = Setup::new().await;
+    s.gw.env
+        .push(("GRAPHWARDEN_LOG__LEVEL".into(), "trace".into()));
+    let mut all = String::new();
+    for (alias, label, extra) in [
+        ("short", "ana-short-lived", vec![]),
+        ("ana", "ana-long-lived", vec![]),
+        ("bot", "bot-60-days", vec!["--kind", "system_user"]),
+    ] {
+        all.push_str(&s.add(alias, label, &extra).ok().transcript());
+    }
+    for args in [
+        vec!["check"],
+        vec!["check", "--json"],
+        vec!["renew"],
+        vec!["pages", "derive", "ana"],
+        vec!["token", "exchange", "ana"],
+        vec!["renew", "--dry-run"],
+    ] {
+        all.push_str(&s.gw.run(&args).transcript());
+    }
+    assert!(
+        all.contains("TRACE") || all.contains("DEBUG"),
+        "logging was on"
+    );
+    let world = s.sim.simulator().world();
+    assert!(world.tokens.len() > 6, "the run minted tokens");
+    for t in &world.tokens {
+        assert!(
+            !all.contains(&t.token),
+            "a token ({}) reached the output or logs",
+            t.label
+        );
+    }
+    let secret = s.sim.simulator().app_secret(ids::APP).unwrap();
+    assert!(
+        !all.contains(&secret),
+        "the app secret reached the output or logs"
+    );
+}
