@@ -17,7 +17,6 @@ use graphwarden_store::{
 use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 /// How inspection behaves.
 #[derive(Debug, Clone)]
@@ -278,7 +277,9 @@ impl Checker {
         })
     }
 
-    /// Inspect `tokens` (all of them when empty is not what you want: pass the list).
+    /// Inspect `tokens`: batches run `concurrency` at a time, and each batch's results are
+    /// written in one transaction as soon as it answers, so memory and commits stay bounded
+    /// whatever the size of the inventory.
     pub async fn check(
         &self,
         tokens: Vec<Token>,
@@ -286,44 +287,71 @@ impl Checker {
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<CheckReport, CheckError> {
         let total = tokens.len();
+        let checked_ids: HashSet<String> = tokens.iter().map(|t| t.id.clone()).collect();
         let mut by_app: BTreeMap<AppId, Vec<Token>> = BTreeMap::new();
         for t in tokens {
             by_app.entry(t.app_id.clone()).or_default().push(t);
         }
-        let semaphore = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
-        let mut jobs = tokio::task::JoinSet::new();
-        for (app_id, tokens) in by_app {
+        let mut chunks: Vec<(AppCredentials, Vec<Token>)> = Vec::new();
+        for (app_id, mut tokens) in by_app {
             let creds = self.credentials(&app_id).await?;
-            for chunk in tokens.chunks(MAX_BATCH) {
-                let chunk = chunk.to_vec();
+            while !tokens.is_empty() {
+                let rest = tokens.split_off(tokens.len().min(MAX_BATCH));
+                chunks.push((creds.clone(), std::mem::replace(&mut tokens, rest)));
+            }
+        }
+        let mut chunks = chunks.into_iter();
+        let mut jobs = tokio::task::JoinSet::new();
+        let spawn = |jobs: &mut tokio::task::JoinSet<_>,
+                     next: Option<(AppCredentials, Vec<Token>)>| {
+            if let Some((creds, chunk)) = next {
                 let this = self.clone();
-                let creds = creds.clone();
-                let semaphore = Arc::clone(&semaphore);
-                let app_id = app_id.clone();
                 jobs.spawn(async move {
-                    let _permit = semaphore.acquire_owned().await;
+                    let app_id = chunk[0].app_id.clone();
                     this.inspect_batch(&app_id, &creds, chunk).await
                 });
             }
+        };
+        for _ in 0..self.policy.concurrency.max(1) {
+            spawn(&mut jobs, chunks.next());
         }
-        let mut answers: Vec<(Token, Result<Assessment, MetaError>)> = Vec::with_capacity(total);
-        let mut requests = 0;
+        let mut report = CheckReport {
+            tokens: Vec::with_capacity(total),
+            requests: 0,
+            api_version: None,
+        };
+        let mut done = 0;
         while let Some(joined) = jobs.join_next().await {
+            spawn(&mut jobs, chunks.next());
             let Ok((batch, calls)) = joined else {
                 continue;
             };
-            requests += calls;
-            answers.extend(batch);
-            progress(answers.len(), total);
+            report.requests += calls;
+            done += batch.len();
+            let checked = self.record_batch(batch, &checked_ids, actor).await?;
+            report.tokens.extend(checked);
+            progress(done, total);
         }
-        let checked_ids: HashSet<String> = answers.iter().map(|(t, _)| t.id.clone()).collect();
-        let mut report = CheckReport {
-            tokens: Vec::with_capacity(answers.len()),
-            requests,
-            api_version: self.graph.last_api_version(),
-        };
+        report.api_version = self.graph.last_api_version();
+        report.tokens.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| expiry_key(&a.token).cmp(&expiry_key(&b.token)))
+                .then_with(|| a.token.alias.cmp(&b.token.alias))
+        });
+        Ok(report)
+    }
+
+    /// Write one batch's results in one transaction and report the tokens as they now read.
+    async fn record_batch(
+        &self,
+        batch: Vec<(Token, Result<Assessment, MetaError>)>,
+        checked_ids: &HashSet<String>,
+        actor: &str,
+    ) -> Result<Vec<Checked>, StoreError> {
         let now = self.clock.now();
-        for (token, answer) in answers {
+        let mut rows = Vec::with_capacity(batch.len());
+        for (token, answer) in batch {
             let (inspection, warning, inspected) = match &answer {
                 Ok(a) => (inspection_for(&token, a, now), a.warning.clone(), true),
                 // The stored app secret is refused: app tokens are built from it, so they are
@@ -352,34 +380,38 @@ impl Checker {
                     (i, None, false)
                 }
             };
-            let outcome = self
-                .inventory
-                .record_inspection(&token, inspection, actor)
-                .await?;
+            rows.push((token, inspection, warning, inspected));
+        }
+        let outcomes = self
+            .inventory
+            .record_inspections(
+                rows.iter().map(|(t, i, _, _)| (t, i.clone())).collect(),
+                actor,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for ((mut token, inspection, warning, inspected), outcome) in rows.into_iter().zip(outcomes)
+        {
+            if outcome.current == inspection.status {
+                token.apply(&inspection);
+            }
             if outcome.previous.is_usable() && !outcome.current.is_usable() {
-                self.mark_children(&token, outcome.current, &checked_ids, actor)
+                self.mark_children(&token, outcome.current, checked_ids, actor)
                     .await?;
             }
-            let updated = self.inventory.token(&token.alias).await?;
-            let mut severity = base_severity(updated.status);
-            if severity == Severity::Ok && (warning.is_some() || !updated.flags.is_empty()) {
+            let mut severity = base_severity(token.status);
+            if severity == Severity::Ok && (warning.is_some() || !token.flags.is_empty()) {
                 severity = Severity::Warning;
             }
-            let warning = warning.or_else(|| updated.flags.first().cloned());
-            report.tokens.push(Checked {
-                token: updated,
+            let warning = warning.or_else(|| token.flags.first().cloned());
+            out.push(Checked {
+                token,
                 severity,
                 warning,
                 inspected,
             });
         }
-        report.tokens.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| expiry_key(&a.token).cmp(&expiry_key(&b.token)))
-                .then_with(|| a.token.alias.cmp(&b.token.alias))
-        });
-        Ok(report)
+        Ok(out)
     }
 
     /// A parent's death marks the tokens derived from it (design.md §2), unless Meta answered

@@ -485,6 +485,7 @@ impl Inventory {
                     .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             }),
             tag: filter.tag.clone(),
+            parent_id: None,
         };
         Ok(self
             .store
@@ -569,62 +570,91 @@ impl Inventory {
         inspection: Inspection,
         actor: &str,
     ) -> Result<InspectionOutcome> {
-        let previous = token.status;
-        if inspection.details.is_none() && !previous.is_usable() {
-            return Ok(InspectionOutcome {
-                previous,
-                current: previous,
-            });
-        }
-        let mut events = Vec::new();
-        let base = |action: &'static str| {
-            let mut e = self.event(actor, action);
-            e.token_id = Some(token.id.clone());
-            e.token_alias = Some(token.alias.to_string());
-            e.app_id = Some(token.app_id.to_string());
-            e
-        };
-        if inspection.status != previous {
-            let mut e = base("token.status_changed");
-            e.detail =
-                json!({ "from": previous, "to": inspection.status, "cause": inspection.cause });
-            events.push(e);
-        }
-        if let (Some(details), Some(before)) = (&inspection.details, &token.scopes) {
-            let added: Vec<&String> = details
-                .scopes
-                .iter()
-                .filter(|s| !before.contains(s))
-                .collect();
-            let removed: Vec<&String> = before
-                .iter()
-                .filter(|s| !details.scopes.contains(s))
-                .collect();
-            if !added.is_empty() || !removed.is_empty() {
-                let mut e = base("token.scopes_changed");
-                e.detail = json!({ "added": added, "removed": removed });
+        let outcomes = self
+            .record_inspections(vec![(token, inspection)], actor)
+            .await?;
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::token_not_found(token.alias.as_str()))
+    }
+
+    /// [`Inventory::record_inspection`] for many tokens, written in one transaction.
+    pub async fn record_inspections(
+        &self,
+        batch: Vec<(&Token, Inspection)>,
+        actor: &str,
+    ) -> Result<Vec<InspectionOutcome>> {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (token, inspection) in batch {
+            let previous = token.status;
+            if inspection.details.is_none() && !previous.is_usable() {
+                outcomes.push(InspectionOutcome {
+                    previous,
+                    current: previous,
+                });
+                continue;
+            }
+            let mut events = Vec::new();
+            let base = |action: &'static str| {
+                let mut e = self.event(actor, action);
+                e.token_id = Some(token.id.clone());
+                e.token_alias = Some(token.alias.to_string());
+                e.app_id = Some(token.app_id.to_string());
+                e
+            };
+            if inspection.status != previous {
+                let mut e = base("token.status_changed");
+                e.detail =
+                    json!({ "from": previous, "to": inspection.status, "cause": inspection.cause });
                 events.push(e);
             }
+            if let (Some(details), Some(before)) = (&inspection.details, &token.scopes) {
+                let added: Vec<&String> = details
+                    .scopes
+                    .iter()
+                    .filter(|s| !before.contains(s))
+                    .collect();
+                let removed: Vec<&String> = before
+                    .iter()
+                    .filter(|s| !details.scopes.contains(s))
+                    .collect();
+                if !added.is_empty() || !removed.is_empty() {
+                    let mut e = base("token.scopes_changed");
+                    e.detail = json!({ "added": added, "removed": removed });
+                    events.push(e);
+                }
+            }
+            let new_flags: Vec<&String> = inspection
+                .flags
+                .iter()
+                .filter(|f| !token.flags.contains(f))
+                .collect();
+            if !new_flags.is_empty() {
+                let mut e = base("token.flagged");
+                e.detail = json!({ "flags": new_flags });
+                events.push(e);
+            }
+            outcomes.push(InspectionOutcome {
+                previous,
+                current: inspection.status,
+            });
+            writes.push(crate::model::InspectionWrite {
+                token_id: token.id.clone(),
+                inspection,
+                events,
+            });
         }
-        let new_flags: Vec<&String> = inspection
-            .flags
-            .iter()
-            .filter(|f| !token.flags.contains(f))
-            .collect();
-        if !new_flags.is_empty() {
-            let mut e = base("token.flagged");
-            e.detail = json!({ "flags": new_flags });
-            events.push(e);
+        if !writes.is_empty() {
+            let written = self.store.record_inspections(&writes).await?;
+            if written.iter().any(|w| !w) {
+                return Err(StoreError::ConcurrentChange {
+                    detail: "a token was removed while it was being inspected".into(),
+                });
+            }
         }
-        let current = inspection.status;
-        if !self
-            .store
-            .record_inspection(&token.id, &inspection, &events)
-            .await?
-        {
-            return Err(StoreError::token_not_found(token.alias.as_str()));
-        }
-        Ok(InspectionOutcome { previous, current })
+        Ok(outcomes)
     }
 
     // ----- renewal (design.md §2: write ahead, verify, promote) -----
@@ -816,11 +846,16 @@ impl Inventory {
 
     /// Tokens derived from `token`.
     pub async fn children(&self, token: &Token) -> Result<Vec<Token>> {
+        let query = TokenQuery {
+            parent_id: Some(token.id.clone()),
+            ..TokenQuery::default()
+        };
         Ok(self
-            .tokens(&TokenFilter::default())
+            .store
+            .tokens(&query)
             .await?
             .into_iter()
-            .filter(|t| t.parent_id.as_deref() == Some(token.id.as_str()))
+            .map(|r| r.token)
             .collect())
     }
 

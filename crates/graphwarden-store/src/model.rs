@@ -140,6 +140,41 @@ pub struct PendingSecret {
     pub hint: String,
 }
 
+/// One inspection to write, with its events.
+#[derive(Debug, Clone)]
+pub struct InspectionWrite {
+    pub token_id: String,
+    pub inspection: Inspection,
+    pub events: Vec<NewEvent>,
+}
+
+impl Token {
+    /// The token as it reads after `inspection` is written (mirrors the store's update).
+    pub fn apply(&mut self, inspection: &Inspection) {
+        if self.status != inspection.status {
+            self.updated_at = inspection.checked_at;
+        }
+        self.status = inspection.status;
+        self.status_cause = inspection.cause.clone();
+        self.last_checked_at = Some(inspection.checked_at);
+        self.flags = inspection.flags.clone();
+        if let Some(d) = &inspection.details {
+            self.expires = d.expires;
+            self.data_access_expires_at = d.data_access_expires_at;
+            self.issued_at = d.issued_at;
+            self.scopes = Some(d.scopes.clone());
+            self.granular_scopes = Some(d.granular_scopes.clone());
+            self.meta_kind = d.meta_kind.clone();
+            if self.meta_user_id.is_none() {
+                self.meta_user_id = d.meta_user_id.clone();
+            }
+            if self.page_id.is_none() {
+                self.page_id = d.page_id.clone();
+            }
+        }
+    }
+}
+
 /// What one inspection learned about a token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inspection {
@@ -329,6 +364,8 @@ pub struct TokenQuery {
     pub app_id: Option<AppId>,
     /// Epoch ms: only tokens with a known, finite expiry at or before this.
     pub expires_before: Option<i64>,
+    /// Only tokens derived from this token id.
+    pub parent_id: Option<String>,
     pub tag: Option<Tag>,
 }
 

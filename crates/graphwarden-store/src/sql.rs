@@ -61,6 +61,9 @@ pub(crate) fn token_where(query: &TokenQuery) -> (String, Vec<Bind>) {
             Bind::Int(before),
         );
     }
+    if let Some(parent) = &query.parent_id {
+        push("t.parent_id = $?", Bind::Text(parent.clone()));
+    }
     if let Some(tag) = &query.tag {
         push(
             "EXISTS (SELECT 1 FROM token_tags f WHERE f.token_id = t.id AND f.tag = $?)",
@@ -704,51 +707,58 @@ macro_rules! impl_sql_store {
                 Ok(true)
             }
 
-            async fn record_inspection(
+            async fn record_inspections(
                 &self,
-                token_id: &str,
-                inspection: &$crate::model::Inspection,
-                events: &[NewEvent],
-            ) -> Result<bool> {
+                batch: &[$crate::model::InspectionWrite],
+            ) -> Result<Vec<bool>> {
+                // One transaction for the whole batch: inspection of a large inventory writes
+                // thousands of rows, and one commit (one fsync) per row would dominate.
                 let mut tx = self.writer().begin().await?;
-                let checked = inspection.checked_at.as_millisecond();
-                let done = sqlx::query(
-                    "UPDATE tokens SET status = $1, status_cause = $2, last_checked_at = $3, flags = $4, \
-                     updated_at = CASE WHEN status <> $1 THEN $3 ELSE updated_at END WHERE id = $5",
-                )
-                .bind(inspection.status.as_str())
-                .bind(&inspection.cause)
-                .bind(checked)
-                .bind(sql::to_json(&inspection.flags))
-                .bind(token_id)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                if let Some(d) = &inspection.details {
-                    sqlx::query(
-                        "UPDATE tokens SET expires_at = $1, data_access_expires_at = $2, issued_at = $3, \
-                         scopes = $4, granular_scopes = $5, meta_kind = $6, \
-                         meta_user_id = COALESCE(meta_user_id, $7), page_id = COALESCE(page_id, $8) WHERE id = $9",
+                let mut written = Vec::with_capacity(batch.len());
+                for write in batch {
+                    let inspection = &write.inspection;
+                    let token_id = write.token_id.as_str();
+                    let checked = inspection.checked_at.as_millisecond();
+                    let done = sqlx::query(
+                        "UPDATE tokens SET status = $1, status_cause = $2, last_checked_at = $3, flags = $4, \
+                         updated_at = CASE WHEN status <> $1 THEN $3 ELSE updated_at END WHERE id = $5",
                     )
-                    .bind(d.expires.to_column())
-                    .bind(d.data_access_expires_at.map(|t| t.as_millisecond()))
-                    .bind(d.issued_at.map(|t| t.as_millisecond()))
-                    .bind(sql::to_json(&d.scopes))
-                    .bind(sql::to_json(&d.granular_scopes))
-                    .bind(&d.meta_kind)
-                    .bind(d.meta_user_id.as_ref().map(|i| i.as_str()))
-                    .bind(d.page_id.as_ref().map(|i| i.as_str()))
+                    .bind(inspection.status.as_str())
+                    .bind(&inspection.cause)
+                    .bind(checked)
+                    .bind(sql::to_json(&inspection.flags))
                     .bind(token_id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                for event in events {
-                    insert_event(&mut tx, event).await?;
+                    if done.rows_affected() == 0 {
+                        written.push(false);
+                        continue;
+                    }
+                    if let Some(d) = &inspection.details {
+                        sqlx::query(
+                            "UPDATE tokens SET expires_at = $1, data_access_expires_at = $2, issued_at = $3, \
+                             scopes = $4, granular_scopes = $5, meta_kind = $6, \
+                             meta_user_id = COALESCE(meta_user_id, $7), page_id = COALESCE(page_id, $8) WHERE id = $9",
+                        )
+                        .bind(d.expires.to_column())
+                        .bind(d.data_access_expires_at.map(|t| t.as_millisecond()))
+                        .bind(d.issued_at.map(|t| t.as_millisecond()))
+                        .bind(sql::to_json(&d.scopes))
+                        .bind(sql::to_json(&d.granular_scopes))
+                        .bind(&d.meta_kind)
+                        .bind(d.meta_user_id.as_ref().map(|i| i.as_str()))
+                        .bind(d.page_id.as_ref().map(|i| i.as_str()))
+                        .bind(token_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for event in &write.events {
+                        insert_event(&mut tx, event).await?;
+                    }
+                    written.push(true);
                 }
                 tx.commit().await?;
-                Ok(true)
+                Ok(written)
             }
 
             async fn acquire_lease(&self, token_id: &str, owner: &str, until_ms: i64, now_ms: i64) -> Result<bool> {

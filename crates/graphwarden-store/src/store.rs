@@ -61,14 +61,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Delete a token (its children lose their parent link); `false` when it did not exist.
     async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool>;
 
-    /// Write what an inspection learned, with its events, in one transaction; `false` when the
-    /// token is gone.
-    async fn record_inspection(
+    /// Write what inspections learned, with their events, in one transaction; per write
+    /// `false` when the token is gone.
+    async fn record_inspections(
         &self,
-        token_id: &str,
-        inspection: &crate::model::Inspection,
-        events: &[NewEvent],
-    ) -> Result<bool>;
+        batch: &[crate::model::InspectionWrite],
+    ) -> Result<Vec<bool>>;
 
     /// Take the renewal lease of a token until `until_ms`, if free, expired, or already ours.
     async fn acquire_lease(
