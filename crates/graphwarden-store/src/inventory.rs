@@ -487,13 +487,7 @@ impl Inventory {
             tag: filter.tag.clone(),
             parent_id: None,
         };
-        Ok(self
-            .store
-            .tokens(&query)
-            .await?
-            .into_iter()
-            .map(|r| r.token)
-            .collect())
+        self.store.token_list(&query).await
     }
 
     async fn token_record(&self, alias: &TokenAlias) -> Result<TokenRecord> {

@@ -21,6 +21,15 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t
     t.lease_owner, t.lease_until, t.renewal_failures, t.renewal_policy \
     FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
 
+/// [`TOKEN_SELECT`] without the secret columns.
+pub(crate) const TOKEN_LIST_SELECT: &str = "SELECT t.id, t.alias, t.kind, t.app_id, t.hint, \
+    t.meta_user_id, t.page_id, t.business_id, \
+    t.parent_id, p.alias AS parent_alias, t.owner, t.requested_by, t.purpose, t.scopes_needed, \
+    t.created_at, t.updated_at, t.status, t.status_cause, t.expires_at, t.data_access_expires_at, \
+    t.issued_at, t.scopes, t.granular_scopes, t.last_checked_at, t.last_used_at, t.flags, t.meta_kind, \
+    t.pending_since, t.lease_until, t.renewal_failures, t.renewal_policy \
+    FROM tokens t LEFT JOIN tokens p ON p.id = t.parent_id";
+
 pub(crate) const APP_SELECT: &str = "SELECT a.app_id, a.name, a.secret, a.secret_key_version, \
     a.approved, a.notes, a.created_at, a.updated_at, \
     (SELECT COUNT(*) FROM tokens t WHERE t.app_id = a.app_id) AS token_count FROM apps a";
@@ -175,7 +184,33 @@ macro_rules! impl_sql_store {
         type DbConn = <$db as sqlx::Database>::Connection;
 
         fn token_from_row(row: &DbRow, tags: Vec<Tag>) -> Result<TokenRecord> {
-            let token = Token {
+            let token = token_fields(row, tags)?;
+            let pending = match (
+                row.try_get::<Option<Vec<u8>>, _>("pending_secret")?,
+                row.try_get::<Option<i64>, _>("pending_key_version")?,
+            ) {
+                (Some(blob), Some(key_version)) => Some($crate::model::PendingSecret {
+                    secret: Sealed { key_version, blob },
+                    fingerprint: row.try_get::<Option<String>, _>("pending_fingerprint")?.unwrap_or_default(),
+                    hint: row.try_get::<Option<String>, _>("pending_hint")?.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            Ok(TokenRecord {
+                token,
+                secret: Sealed {
+                    key_version: row.try_get("secret_key_version")?,
+                    blob: row.try_get("secret")?,
+                },
+                fingerprint: row.try_get("fingerprint")?,
+                pending,
+                lease_owner: row.try_get("lease_owner")?,
+            })
+        }
+
+        /// The token without its secrets: what listings need.
+        fn token_fields(row: &DbRow, tags: Vec<Tag>) -> Result<Token> {
+            Ok(Token {
                 id: row.try_get("id")?,
                 alias: sql::alias(row.try_get("alias")?)?,
                 kind: sql::kind(row.try_get("kind")?)?,
@@ -217,27 +252,6 @@ macro_rules! impl_sql_store {
                             .map_err(|e| StoreError::corrupt(format!("stored renewal policy: {e}")))
                     })
                     .transpose()?,
-            };
-            let pending = match (
-                row.try_get::<Option<Vec<u8>>, _>("pending_secret")?,
-                row.try_get::<Option<i64>, _>("pending_key_version")?,
-            ) {
-                (Some(blob), Some(key_version)) => Some($crate::model::PendingSecret {
-                    secret: Sealed { key_version, blob },
-                    fingerprint: row.try_get::<Option<String>, _>("pending_fingerprint")?.unwrap_or_default(),
-                    hint: row.try_get::<Option<String>, _>("pending_hint")?.unwrap_or_default(),
-                }),
-                _ => None,
-            };
-            Ok(TokenRecord {
-                token,
-                secret: Sealed {
-                    key_version: row.try_get("secret_key_version")?,
-                    blob: row.try_get("secret")?,
-                },
-                fingerprint: row.try_get("fingerprint")?,
-                pending,
-                lease_owner: row.try_get("lease_owner")?,
             })
         }
 
@@ -679,18 +693,33 @@ macro_rules! impl_sql_store {
             }
 
             async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>> {
+                use futures_util::TryStreamExt as _;
                 let (where_sql, binds) = sql::token_where(query);
-                let statement = format!("{}{where_sql} ORDER BY t.alias", sql::TOKEN_SELECT);
-                let rows = bind_all(sqlx::query(&statement), &binds)
-                    .fetch_all(self.reader())
-                    .await?;
                 let mut tags = self.tags_where(&where_sql, &binds).await?;
-                rows.iter()
-                    .map(|row| {
-                        let id: String = row.try_get("id")?;
-                        token_from_row(row, tags.remove(&id).unwrap_or_default())
-                    })
-                    .collect()
+                let statement = format!("{}{where_sql} ORDER BY t.alias", sql::TOKEN_SELECT);
+                let mut rows = bind_all(sqlx::query(&statement), &binds).fetch(self.reader());
+                let mut out = Vec::new();
+                while let Some(row) = rows.try_next().await? {
+                    let id: String = row.try_get("id")?;
+                    out.push(token_from_row(&row, tags.remove(&id).unwrap_or_default())?);
+                }
+                Ok(out)
+            }
+
+            async fn token_list(&self, query: &TokenQuery) -> Result<Vec<Token>> {
+                use futures_util::TryStreamExt as _;
+                let (where_sql, binds) = sql::token_where(query);
+                let mut tags = self.tags_where(&where_sql, &binds).await?;
+                let statement = format!("{}{where_sql} ORDER BY t.alias", sql::TOKEN_LIST_SELECT);
+                // Rows are decoded as they stream in, without their secrets: holding every
+                // driver row at once costs several times the memory of the decoded tokens.
+                let mut rows = bind_all(sqlx::query(&statement), &binds).fetch(self.reader());
+                let mut out = Vec::new();
+                while let Some(row) = rows.try_next().await? {
+                    let id: String = row.try_get("id")?;
+                    out.push(token_fields(&row, tags.remove(&id).unwrap_or_default())?);
+                }
+                Ok(out)
             }
 
             async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool> {

@@ -58,6 +58,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn token(&self, alias: &TokenAlias) -> Result<Option<TokenRecord>>;
     async fn token_alias_by_fingerprint(&self, fingerprint: &str) -> Result<Option<TokenAlias>>;
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>>;
+    /// Tokens without their secrets, for listings.
+    async fn token_list(&self, query: &TokenQuery) -> Result<Vec<crate::model::Token>>;
     /// Delete a token (its children lose their parent link); `false` when it did not exist.
     async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool>;
 

@@ -36,11 +36,17 @@ pub fn print_table(table: &Table) {
     }
 }
 
+/// Pretty JSON on stdout, written as it is rendered (a large inventory never sits in memory
+/// twice).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::new(exit::SOFTWARE, format!("could not render JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| CliError::new(exit::IO, format!("could not write JSON: {e}")))?;
+    writeln!(out)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::new(exit::IO, format!("could not write JSON: {e}")))
 }
 
 pub fn status_cell(status: TokenStatus) -> Cell {
