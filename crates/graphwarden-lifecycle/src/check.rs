@@ -293,11 +293,15 @@ impl Checker {
             by_app.entry(t.app_id.clone()).or_default().push(t);
         }
         let mut chunks: Vec<(AppCredentials, Vec<Token>)> = Vec::new();
-        for (app_id, mut tokens) in by_app {
+        for (app_id, tokens) in by_app {
             let creds = self.credentials(&app_id).await?;
-            while !tokens.is_empty() {
-                let rest = tokens.split_off(tokens.len().min(MAX_BATCH));
-                chunks.push((creds.clone(), std::mem::replace(&mut tokens, rest)));
+            let mut tokens = tokens.into_iter();
+            loop {
+                let chunk: Vec<Token> = tokens.by_ref().take(MAX_BATCH).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                chunks.push((creds.clone(), chunk));
             }
         }
         let mut chunks = chunks.into_iter();

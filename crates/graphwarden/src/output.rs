@@ -87,3 +87,23 @@ pub fn expires_in(expiry: Expiry, now: Timestamp) -> String {
 pub fn expires_in_seconds(expiry: Expiry, now: Timestamp) -> Option<i64> {
     expiry.remaining(now).map(|d| d.as_secs())
 }
+
+/// A sequence serialized straight from an iterator, so a large JSON array is never collected.
+pub struct Seq<I>(std::cell::RefCell<Option<I>>);
+
+impl<I> Seq<I> {
+    pub fn new(iter: I) -> Self {
+        Self(std::cell::RefCell::new(Some(iter)))
+    }
+}
+
+impl<I, T> Serialize for Seq<I>
+where
+    I: Iterator<Item = T>,
+    T: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let iter = self.0.borrow_mut().take();
+        serializer.collect_seq(iter.into_iter().flatten())
+    }
+}

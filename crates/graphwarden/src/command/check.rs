@@ -75,8 +75,9 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
     bar.finish_and_clear();
     let now = ctx.clock.now();
     if args.json {
-        let views: Vec<CheckView<'_>> = report.tokens.iter().map(|c| view(c, now)).collect();
-        output::print_json(&views)?;
+        output::print_json(&output::Seq::new(
+            report.tokens.iter().map(|c| view(c, now)),
+        ))?;
     } else {
         let mut table = output::table(&["ALIAS", "KIND", "STATUS", "EXPIRES IN", "ACTION"]);
         for c in &report.tokens {

@@ -299,8 +299,9 @@ async fn list(ctx: &Context, args: TokenListArgs) -> CliResult<u8> {
     let tokens = ctx.inventory().await?.tokens(&filter).await?;
     let now = ctx.clock.now();
     if args.json {
-        let views: Vec<TokenView<'_>> = tokens.iter().map(|t| TokenView::new(t, now)).collect();
-        output::print_json(&views)?;
+        output::print_json(&output::Seq::new(
+            tokens.iter().map(|t| TokenView::new(t, now)),
+        ))?;
         return Ok(0);
     }
     if tokens.is_empty() {
