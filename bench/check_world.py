@@ -305,6 +305,11 @@ def phases(path, calls):
     first, last = gw_rows[0], gw_rows[-1]
     done = next((r for r in gw_rows if r[1] not in ("", "None") and float(r[1]) >= calls), None)
     out["sampled_s"] = round(last[0] - first[0], 2)
+    started = next((r for r in gw_rows if r[1] not in ("", "None") and float(r[1]) > 0), None)
+    if started:
+        # Opening the inventory and listing every token, before the first debug_token.
+        out["before_first_call_s"] = round(started[0] - first[0], 2)
+        out["rss_mb_at_first_call"] = round(int(started[3]) / 1024, 1)
     out["rss_mb_peak_sampled"] = round(max(int(r[3]) for r in gw_rows if r[3]) / 1024, 1)
     if done:
         out["graph_phase_s"] = round(done[0] - first[0], 2)
