@@ -365,15 +365,12 @@ impl Checker {
                         && e.class() == Classification::AppConfiguration =>
                 {
                     (
-                        Inspection {
-                            status: TokenStatus::AppSecretReset,
-                            cause: format!(
-                                "Meta rejects the app secret this token is built from ({e})"
-                            ),
-                            checked_at: now,
-                            details: None,
-                            flags: token.flags.clone(),
-                        },
+                        Inspection::status_only(
+                            TokenStatus::AppSecretReset,
+                            format!("Meta rejects the app secret this token is built from ({e})"),
+                            now,
+                            token.flags.clone(),
+                        ),
                         None,
                         false,
                     )
@@ -431,13 +428,12 @@ impl Checker {
             if checked.contains(&child.id) || !child.status.is_usable() {
                 continue;
             }
-            let inspection = Inspection {
+            let inspection = Inspection::status_only(
                 status,
-                cause: format!("derived from `{}`, which is {status}", parent.alias),
-                checked_at: self.clock.now(),
-                details: None,
-                flags: child.flags.clone(),
-            };
+                format!("derived from `{}`, which is {status}", parent.alias),
+                self.clock.now(),
+                child.flags.clone(),
+            );
             self.inventory
                 .record_inspection(&child, inspection, actor)
                 .await?;

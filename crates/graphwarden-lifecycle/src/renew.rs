@@ -668,13 +668,12 @@ impl Renewer {
     ) -> Result<Step, StoreError> {
         match err.class() {
             Classification::TokenDead { status } | Classification::NeedsUserAction { status } => {
-                let inspection = Inspection {
+                let inspection = Inspection::status_only(
                     status,
-                    cause: err.to_string(),
-                    checked_at: self.clock.now(),
-                    details: None,
-                    flags: token.flags.clone(),
-                };
+                    err.to_string(),
+                    self.clock.now(),
+                    token.flags.clone(),
+                );
                 self.inventory
                     .record_inspection(token, inspection, actor)
                     .await?;
@@ -689,13 +688,12 @@ impl Renewer {
                     .renewal_failed(token, &err.to_string(), actor)
                     .await?;
                 if failures >= MAX_RENEWAL_FAILURES {
-                    let inspection = Inspection {
-                        status: TokenStatus::NeedsAttention,
-                        cause: format!("renewal failed {failures} times in a row; last: {err}"),
-                        checked_at: self.clock.now(),
-                        details: None,
-                        flags: token.flags.clone(),
-                    };
+                    let inspection = Inspection::status_only(
+                        TokenStatus::NeedsAttention,
+                        format!("renewal failed {failures} times in a row; last: {err}"),
+                        self.clock.now(),
+                        token.flags.clone(),
+                    );
                     self.inventory
                         .record_inspection(token, inspection, actor)
                         .await?;

@@ -140,6 +140,25 @@ pub struct PendingSecret {
     pub hint: String,
 }
 
+impl Inspection {
+    /// A status learned without Meta's details (a failed call, a parent's death): dates and
+    /// scopes stay as they were.
+    pub fn status_only(
+        status: TokenStatus,
+        cause: impl Into<String>,
+        checked_at: Timestamp,
+        flags: Vec<String>,
+    ) -> Self {
+        Self {
+            status,
+            cause: cause.into(),
+            checked_at,
+            details: None,
+            flags,
+        }
+    }
+}
+
 /// One inspection to write, with its events.
 #[derive(Debug, Clone)]
 pub struct InspectionWrite {
