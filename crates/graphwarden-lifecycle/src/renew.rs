@@ -287,6 +287,17 @@ enum Step {
     Relogin(String),
 }
 
+impl Step {
+    /// The report's outcome word and detail.
+    fn outcome(self) -> (&'static str, String) {
+        match self {
+            Self::Done(d) => ("renewed", d),
+            Self::Failed(d) => ("failed", d),
+            Self::Relogin(d) => ("relogin", d),
+        }
+    }
+}
+
 impl Renewer {
     pub fn new(
         inventory: Arc<Inventory>,
@@ -385,14 +396,10 @@ impl Renewer {
                     "planned",
                     format!("would {}: {}", plan.name(), plan.reason()),
                 ),
-                (_, false) => match self
+                (_, false) => self
                     .carry_out(&token, &plan, parent.as_ref(), actor)
                     .await?
-                {
-                    Step::Done(d) => ("renewed", d),
-                    Step::Failed(d) => ("failed", d),
-                    Step::Relogin(d) => ("relogin", d),
-                },
+                    .outcome(),
             };
             done.insert(token.id.clone());
             report.tokens.push(Renewal {
@@ -403,22 +410,18 @@ impl Renewer {
             });
             // A renewed user token takes its Page tokens along (§3.4).
             if outcome == "renewed" && token.kind == TokenKind::User {
+                let fresh_parent = self.inventory.token(&token.alias).await?;
                 for child in self.inventory.children(&token).await? {
                     if child.kind != TokenKind::Page || done.contains(&child.id) {
                         continue;
                     }
-                    let fresh_parent = self.inventory.token(&token.alias).await?;
                     let child_plan = Plan::Rederive {
                         reason: format!("its parent `{}` was renewed", token.alias),
                     };
                     let step = self
                         .carry_out(&child, &child_plan, Some(&fresh_parent), actor)
                         .await?;
-                    let (outcome, detail) = match step {
-                        Step::Done(d) => ("renewed", d),
-                        Step::Failed(d) => ("failed", d),
-                        Step::Relogin(d) => ("relogin", d),
-                    };
+                    let (outcome, detail) = step.outcome();
                     done.insert(child.id.clone());
                     report.tokens.push(Renewal {
                         alias: child.alias.to_string(),
