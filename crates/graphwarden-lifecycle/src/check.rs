@@ -2,19 +2,19 @@
 //! bounded concurrency, pacing on the usage headers, and the results written to the store with
 //! an event for each change (design.md §2 token state machine).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use graphwarden_core::{AppId, Clock, MetaId, TokenKind, TokenStatus};
+use graphwarden_core::{AppId, Clock, MetaId, TokenAlias, TokenKind, TokenStatus};
 use graphwarden_meta::{
     AppCredentials, Assessment, Classification, DebugData, GraphClient, MAX_BATCH, MetaError,
     assess,
 };
 use graphwarden_store::{
-    Expiry, GranularScope, Inspection, InspectionDetails, Inventory, StoreError, Token,
+    Expiry, GranularScope, Inspection, InspectionDetails, Inventory, StoreError, Token, TokenFilter,
 };
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -29,6 +29,9 @@ pub struct CheckPolicy {
     pub pace_above_percent: f64,
     /// The longest a throttle is waited out; beyond it the rest of the round is `unknown`.
     pub max_wait: Duration,
+    /// Tokens read from the store at a time: a round holds about this many, plus the batches
+    /// in flight, whatever the size of the inventory.
+    pub page_size: usize,
 }
 
 impl Default for CheckPolicy {
@@ -38,6 +41,7 @@ impl Default for CheckPolicy {
             concurrency: 4,
             pace_above_percent: 75.0,
             max_wait: Duration::from_secs(60),
+            page_size: 1_000,
         }
     }
 }
@@ -61,15 +65,60 @@ impl Severity {
     }
 }
 
-/// One token after the round.
+/// One token after the round: what the report shows, not the whole stored token, so a round
+/// over a large inventory keeps a few hundred bytes per token until it is printed.
 #[derive(Debug, Clone)]
 pub struct Checked {
-    pub token: Token,
+    pub alias: TokenAlias,
+    pub kind: TokenKind,
+    pub app_id: AppId,
+    pub status: TokenStatus,
+    pub cause: String,
+    pub expires: Expiry,
+    pub data_access_expires_at: Option<Timestamp>,
+    pub scopes: Option<Vec<String>>,
+    pub flags: Vec<String>,
+    pub checked_at: Option<Timestamp>,
     pub severity: Severity,
     /// Why it is a warning, when it is one.
     pub warning: Option<String>,
     /// Whether Meta answered for this token this round.
     pub inspected: bool,
+}
+
+impl Checked {
+    fn new(token: Token, severity: Severity, warning: Option<String>, inspected: bool) -> Self {
+        Self {
+            alias: token.alias,
+            kind: token.kind,
+            app_id: token.app_id,
+            status: token.status,
+            cause: token.status_cause,
+            expires: token.expires,
+            data_access_expires_at: token.data_access_expires_at,
+            scopes: token.scopes,
+            flags: token.flags,
+            checked_at: token.last_checked_at,
+            severity,
+            warning,
+            inspected,
+        }
+    }
+}
+
+/// Which tokens a round inspects.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every token the filter selects, read in keyset pages.
+    Filter(TokenFilter),
+    /// These tokens; an unknown alias fails the round before Meta is asked anything.
+    Aliases(Vec<TokenAlias>),
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self::Filter(TokenFilter::default())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -89,6 +138,91 @@ impl CheckReport {
             .map(|t| t.severity)
             .max()
             .unwrap_or(Severity::Ok)
+    }
+}
+
+/// A token with its opened secret (or why it could not be opened).
+type Opened = (Token, Result<SecretString, StoreError>);
+
+/// The selection, cut into batches of at most [`MAX_BATCH`] tokens of one app. The inventory is
+/// read a page at a time, so memory stays bounded whatever its size.
+struct Batches<'a> {
+    inventory: &'a Inventory,
+    page_size: usize,
+    filter: TokenFilter,
+    after: Option<(AppId, TokenAlias)>,
+    exhausted: bool,
+    pending: VecDeque<Opened>,
+}
+
+impl<'a> Batches<'a> {
+    async fn new(
+        inventory: &'a Inventory,
+        page_size: usize,
+        selection: Selection,
+    ) -> Result<(Self, u64), StoreError> {
+        let mut batches = Self {
+            inventory,
+            page_size: page_size.max(1),
+            filter: TokenFilter::default(),
+            after: None,
+            exhausted: false,
+            pending: VecDeque::new(),
+        };
+        let total = match selection {
+            Selection::Filter(filter) => {
+                let total = inventory.token_count(&filter).await?;
+                batches.filter = filter;
+                total
+            }
+            Selection::Aliases(aliases) => {
+                let mut seen = HashSet::new();
+                let mut tokens = Vec::new();
+                for alias in aliases {
+                    if seen.insert(alias.clone()) {
+                        tokens.push(inventory.token_with_secret(&alias).await?);
+                    }
+                }
+                tokens.sort_by(|(a, _), (b, _)| (&a.app_id, &a.alias).cmp(&(&b.app_id, &b.alias)));
+                batches.exhausted = true;
+                batches.pending = tokens.into();
+                batches.pending.len() as u64
+            }
+        };
+        Ok((batches, total))
+    }
+
+    async fn fill(&mut self) -> Result<(), StoreError> {
+        while !self.exhausted && self.pending.len() < MAX_BATCH {
+            let after = self.after.as_ref().map(|(app, alias)| (app, alias));
+            let page = self
+                .inventory
+                .token_page_with_secrets(&self.filter, after, self.page_size)
+                .await?;
+            self.exhausted = page.len() < self.page_size;
+            if let Some((last, _)) = page.last() {
+                self.after = Some((last.app_id.clone(), last.alias.clone()));
+            }
+            self.pending.extend(page);
+        }
+        Ok(())
+    }
+
+    /// The next batch: consecutive tokens of one app, as many as fit.
+    async fn next(&mut self) -> Result<Option<Vec<Opened>>, StoreError> {
+        self.fill().await?;
+        let Some((first, _)) = self.pending.front() else {
+            return Ok(None);
+        };
+        let app = first.app_id.clone();
+        let mut batch = Vec::with_capacity(MAX_BATCH.min(self.pending.len()));
+        while batch.len() < MAX_BATCH && self.pending.front().is_some_and(|(t, _)| t.app_id == app)
+        {
+            if let Some(item) = self.pending.pop_front() {
+                batch.push(item);
+            }
+        }
+        Ok(Some(batch))
     }
 }
 
@@ -277,81 +411,82 @@ impl Checker {
         })
     }
 
-    /// Inspect `tokens`: batches run `concurrency` at a time, and each batch's results are
-    /// written in one transaction as soon as it answers, so memory and commits stay bounded
-    /// whatever the size of the inventory.
+    /// Inspect the selection: the inventory is read a page at a time, batches run
+    /// `concurrency` at a time, and each batch's results are written in one transaction as soon
+    /// as it answers, so memory and commits stay bounded whatever the size of the inventory.
+    /// `progress` hears `(done, total)` after each batch.
     pub async fn check(
         &self,
-        tokens: Vec<Token>,
+        selection: Selection,
         actor: &str,
-        progress: &(dyn Fn(usize, usize) + Sync),
+        progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<CheckReport, CheckError> {
-        let total = tokens.len();
-        let checked_ids: HashSet<String> = tokens.iter().map(|t| t.id.clone()).collect();
-        let mut by_app: BTreeMap<AppId, Vec<Token>> = BTreeMap::new();
-        for t in tokens {
-            by_app.entry(t.app_id.clone()).or_default().push(t);
-        }
-        let mut chunks: Vec<(AppCredentials, Vec<Token>)> = Vec::new();
-        for (app_id, tokens) in by_app {
-            let creds = self.credentials(&app_id).await?;
-            let mut tokens = tokens.into_iter();
-            loop {
-                let chunk: Vec<Token> = tokens.by_ref().take(MAX_BATCH).collect();
-                if chunk.is_empty() {
-                    break;
-                }
-                chunks.push((creds.clone(), chunk));
-            }
-        }
-        let mut chunks = chunks.into_iter();
+        let (mut batches, total) =
+            Batches::new(&self.inventory, self.policy.page_size, selection).await?;
+        let mut credentials: HashMap<AppId, AppCredentials> = HashMap::new();
         let mut jobs = tokio::task::JoinSet::new();
-        let spawn = |jobs: &mut tokio::task::JoinSet<_>,
-                     next: Option<(AppCredentials, Vec<Token>)>| {
-            if let Some((creds, chunk)) = next {
-                let this = self.clone();
-                jobs.spawn(async move {
-                    let app_id = chunk[0].app_id.clone();
-                    this.inspect_batch(&app_id, &creds, chunk).await
-                });
-            }
-        };
-        for _ in 0..self.policy.concurrency.max(1) {
-            spawn(&mut jobs, chunks.next());
-        }
         let mut report = CheckReport {
-            tokens: Vec::with_capacity(total),
+            tokens: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
             requests: 0,
             api_version: None,
         };
-        let mut done = 0;
-        while let Some(joined) = jobs.join_next().await {
-            spawn(&mut jobs, chunks.next());
+        // Ids answered this round, and tokens that died in it: their children are marked once
+        // the round is over, except those Meta answered for themselves.
+        let mut checked_ids: HashSet<String> = HashSet::new();
+        let mut deaths: Vec<(String, TokenAlias, TokenStatus)> = Vec::new();
+        let mut done = 0u64;
+        let concurrency = self.policy.concurrency.max(1);
+        loop {
+            while jobs.len() < concurrency {
+                let Some(batch) = batches.next().await? else {
+                    break;
+                };
+                let app_id = batch[0].0.app_id.clone();
+                let creds = match credentials.get(&app_id) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.credentials(&app_id).await?;
+                        credentials.insert(app_id.clone(), c.clone());
+                        c
+                    }
+                };
+                let this = self.clone();
+                jobs.spawn(async move { this.inspect_batch(&app_id, &creds, batch).await });
+            }
+            let Some(joined) = jobs.join_next().await else {
+                break;
+            };
             let Ok((batch, calls)) = joined else {
                 continue;
             };
             report.requests += calls;
-            done += batch.len();
-            let checked = self.record_batch(batch, &checked_ids, actor).await?;
+            done += batch.len() as u64;
+            checked_ids.extend(batch.iter().map(|(t, _)| t.id.clone()));
+            let checked = self.record_batch(batch, actor, &mut deaths).await?;
             report.tokens.extend(checked);
             progress(done, total);
+        }
+        for (id, alias, status) in deaths {
+            self.mark_children(&id, &alias, status, &checked_ids, actor)
+                .await?;
         }
         report.api_version = self.graph.last_api_version();
         report.tokens.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
-                .then_with(|| expiry_key(&a.token).cmp(&expiry_key(&b.token)))
-                .then_with(|| a.token.alias.cmp(&b.token.alias))
+                .then_with(|| expiry_key(a.expires).cmp(&expiry_key(b.expires)))
+                .then_with(|| a.alias.cmp(&b.alias))
         });
         Ok(report)
     }
 
-    /// Write one batch's results in one transaction and report the tokens as they now read.
+    /// Write one batch's results in one transaction and report the tokens as they now read;
+    /// tokens that died are added to `deaths`.
     async fn record_batch(
         &self,
         batch: Vec<(Token, Result<Assessment, MetaError>)>,
-        checked_ids: &HashSet<String>,
         actor: &str,
+        deaths: &mut Vec<(String, TokenAlias, TokenStatus)>,
     ) -> Result<Vec<Checked>, StoreError> {
         let now = self.clock.now();
         let mut rows = Vec::with_capacity(batch.len());
@@ -397,20 +532,14 @@ impl Checker {
                 token.apply(&inspection);
             }
             if outcome.previous.is_usable() && !outcome.current.is_usable() {
-                self.mark_children(&token, outcome.current, checked_ids, actor)
-                    .await?;
+                deaths.push((token.id.clone(), token.alias.clone(), outcome.current));
             }
             let mut severity = base_severity(token.status);
             if severity == Severity::Ok && (warning.is_some() || !token.flags.is_empty()) {
                 severity = Severity::Warning;
             }
             let warning = warning.or_else(|| token.flags.first().cloned());
-            out.push(Checked {
-                token,
-                severity,
-                warning,
-                inspected,
-            });
+            out.push(Checked::new(token, severity, warning, inspected));
         }
         Ok(out)
     }
@@ -419,18 +548,19 @@ impl Checker {
     /// for them this round.
     async fn mark_children(
         &self,
-        parent: &Token,
+        parent_id: &str,
+        parent_alias: &TokenAlias,
         status: TokenStatus,
         checked: &HashSet<String>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        for child in self.inventory.children(parent).await? {
+        for child in self.inventory.children_of(parent_id).await? {
             if checked.contains(&child.id) || !child.status.is_usable() {
                 continue;
             }
             let inspection = Inspection::status_only(
                 status,
-                format!("derived from `{}`, which is {status}", parent.alias),
+                format!("derived from `{parent_alias}`, which is {status}"),
                 self.clock.now(),
                 child.flags.clone(),
             );
@@ -447,13 +577,13 @@ impl Checker {
         &self,
         app_id: &AppId,
         creds: &AppCredentials,
-        chunk: Vec<Token>,
+        chunk: Vec<Opened>,
     ) -> (Vec<(Token, Result<Assessment, MetaError>)>, usize) {
         let mut secrets: Vec<SecretString> = Vec::with_capacity(chunk.len());
         let mut tokens = Vec::with_capacity(chunk.len());
         let mut out = Vec::new();
-        for t in chunk {
-            match self.inventory.open_token_secret(&t.alias).await {
+        for (t, secret) in chunk {
+            match secret {
                 Ok(s) => {
                     secrets.push(s);
                     tokens.push(t);
@@ -521,8 +651,8 @@ impl Checker {
 }
 
 /// Earliest expiry first; unknown and never last.
-fn expiry_key(t: &Token) -> i64 {
-    match t.expires {
+fn expiry_key(expires: Expiry) -> i64 {
+    match expires {
         Expiry::At(at) => at.as_second(),
         Expiry::Never | Expiry::Unknown => i64::MAX,
     }

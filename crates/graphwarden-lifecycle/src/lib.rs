@@ -11,6 +11,7 @@ pub mod login;
 pub mod renew;
 
 pub use check::{
-    CheckPolicy, CheckReport, Checked, Checker, Severity, inspection_for, kind_from_meta, probe,
+    CheckPolicy, CheckReport, Checked, Checker, Selection, Severity, inspection_for,
+    kind_from_meta, probe,
 };
 pub use renew::{FaultHook, FaultPoint, Plan, RenewPolicy, RenewReport, Renewal, Renewer, plan};

@@ -475,7 +475,64 @@ impl Inventory {
     }
 
     pub async fn tokens(&self, filter: &TokenFilter) -> Result<Vec<Token>> {
-        let query = TokenQuery {
+        self.store.token_list(&self.token_query(filter)).await
+    }
+
+    /// How many tokens the filter selects.
+    pub async fn token_count(&self, filter: &TokenFilter) -> Result<u64> {
+        let n = self.store.token_count(&self.token_query(filter)).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// One keyset page of the tokens the filter selects, ordered by `(app_id, alias)`, each with
+    /// its opened secret, for graphwarden's own calls to Meta: pass the last token's app and
+    /// alias as `after` for the next page. A secret that cannot be opened is that token's error,
+    /// not the page's. Like [`Inventory::open_token_secret`], never hand these to a person.
+    pub async fn token_page_with_secrets(
+        &self,
+        filter: &TokenFilter,
+        after: Option<(&AppId, &TokenAlias)>,
+        limit: usize,
+    ) -> Result<Vec<(Token, Result<SecretString>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let records = self
+            .store
+            .token_page(&self.token_query(filter), after, limit)
+            .await?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let secret = self
+                .open_sealed(
+                    SecretTable::Tokens,
+                    &record.token.id,
+                    &record.secret,
+                    &format!("token `{}`", record.token.alias),
+                )
+                .await;
+            out.push((record.token, secret));
+        }
+        Ok(out)
+    }
+
+    /// A token with its opened secret, for graphwarden's own calls to Meta.
+    pub async fn token_with_secret(
+        &self,
+        alias: &TokenAlias,
+    ) -> Result<(Token, Result<SecretString>)> {
+        let record = self.token_record(alias).await?;
+        let secret = self
+            .open_sealed(
+                SecretTable::Tokens,
+                &record.token.id,
+                &record.secret,
+                &format!("token `{alias}`"),
+            )
+            .await;
+        Ok((record.token, secret))
+    }
+
+    fn token_query(&self, filter: &TokenFilter) -> TokenQuery {
+        TokenQuery {
             status: filter.status,
             kind: filter.kind,
             app_id: filter.app_id.clone(),
@@ -486,8 +543,7 @@ impl Inventory {
             }),
             tag: filter.tag.clone(),
             parent_id: None,
-        };
-        self.store.token_list(&query).await
+        }
     }
 
     async fn token_record(&self, alias: &TokenAlias) -> Result<TokenRecord> {
@@ -544,14 +600,7 @@ impl Inventory {
     /// proxy). Never hand this to a person: that is [`Inventory::reveal_token`], which records
     /// who asked.
     pub async fn open_token_secret(&self, alias: &TokenAlias) -> Result<SecretString> {
-        let record = self.token_record(alias).await?;
-        self.open_sealed(
-            SecretTable::Tokens,
-            &record.token.id,
-            &record.secret,
-            &format!("token `{alias}`"),
-        )
-        .await
+        self.token_with_secret(alias).await?.1
     }
 
     /// Record what an inspection found, with an event for each change (status, scopes, flags).
@@ -840,8 +889,13 @@ impl Inventory {
 
     /// Tokens derived from `token`.
     pub async fn children(&self, token: &Token) -> Result<Vec<Token>> {
+        self.children_of(&token.id).await
+    }
+
+    /// Tokens derived from the token with this id.
+    pub async fn children_of(&self, token_id: &str) -> Result<Vec<Token>> {
         let query = TokenQuery {
-            parent_id: Some(token.id.clone()),
+            parent_id: Some(token_id.to_owned()),
             ..TokenQuery::default()
         };
         Ok(self

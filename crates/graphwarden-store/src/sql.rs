@@ -722,6 +722,56 @@ macro_rules! impl_sql_store {
                 Ok(out)
             }
 
+            async fn token_count(&self, query: &TokenQuery) -> Result<i64> {
+                let (where_sql, binds) = sql::token_where(query);
+                let statement = format!("SELECT COUNT(*) AS n FROM tokens t{where_sql}");
+                let row = bind_all(sqlx::query(&statement), &binds).fetch_one(self.reader()).await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn token_page(
+                &self,
+                query: &TokenQuery,
+                after: Option<(&AppId, &TokenAlias)>,
+                limit: i64,
+            ) -> Result<Vec<TokenRecord>> {
+                use futures_util::TryStreamExt as _;
+                let (mut where_sql, mut binds) = sql::token_where(query);
+                if let Some((app, alias)) = after {
+                    binds.push(sql::Bind::Text(app.to_string()));
+                    binds.push(sql::Bind::Text(alias.to_string()));
+                    // A row-value comparison: both backends walk `tokens_app_alias` with it.
+                    let keyset =
+                        format!("(t.app_id, t.alias) > (${}, ${})", binds.len() - 1, binds.len());
+                    where_sql = if where_sql.is_empty() {
+                        format!(" WHERE {keyset}")
+                    } else {
+                        format!("{where_sql} AND {keyset}")
+                    };
+                }
+                binds.push(sql::Bind::Int(limit.max(1)));
+                let page = format!("{where_sql} ORDER BY t.app_id, t.alias LIMIT ${}", binds.len());
+                let statement = format!("{}{page}", sql::TOKEN_SELECT);
+                let mut out = Vec::new();
+                {
+                    let mut rows = bind_all(sqlx::query(&statement), &binds).fetch(self.reader());
+                    while let Some(row) = rows.try_next().await? {
+                        out.push(row);
+                    }
+                }
+                // Tags of this page only: the same selection, as a sub-query.
+                let tag_sql = format!(
+                    " WHERE t.id IN (SELECT t.id FROM tokens t{page})"
+                );
+                let mut tags = self.tags_where(&tag_sql, &binds).await?;
+                out.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("id")?;
+                        token_from_row(row, tags.remove(&id).unwrap_or_default())
+                    })
+                    .collect()
+            }
+
             async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool> {
                 let mut tx = self.writer().begin().await?;
                 let deleted = sqlx::query("DELETE FROM tokens WHERE id = $1")

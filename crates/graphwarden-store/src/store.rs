@@ -60,6 +60,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>>;
     /// Tokens without their secrets, for listings.
     async fn token_list(&self, query: &TokenQuery) -> Result<Vec<crate::model::Token>>;
+    /// How many tokens match.
+    async fn token_count(&self, query: &TokenQuery) -> Result<i64>;
+    /// Up to `limit` matching tokens with their sealed secrets, ordered by `(app_id, alias)`
+    /// and starting after `after`: a keyset page, so a whole inventory can be walked in
+    /// bounded memory.
+    async fn token_page(
+        &self,
+        query: &TokenQuery,
+        after: Option<(&AppId, &TokenAlias)>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>>;
     /// Delete a token (its children lose their parent link); `false` when it did not exist.
     async fn delete_token(&self, token_id: &str, event: &NewEvent) -> Result<bool>;
 

@@ -82,6 +82,7 @@ impl Context {
             concurrency: cfg.concurrency,
             pace_above_percent: cfg.pace_above_percent,
             max_wait: Duration::from_millis(u64::try_from(max_wait.as_millis()).unwrap_or(60_000)),
+            ..graphwarden_lifecycle::CheckPolicy::default()
         })
     }
 

@@ -40,17 +40,17 @@ async fn one_hundred_and_twenty_days_of_every_kind_without_a_lapse() {
             // After day 90 Ana's data access has lapsed (she never came back), renewal needs her,
             // and her user tokens run out; nothing else may ever be dead.
             let lapsed_user = day >= 90
-                && ["ana", "short", "page"].contains(&c.token.alias.as_str())
+                && ["ana", "short", "page"].contains(&c.alias.as_str())
                 && matches!(
-                    c.token.status,
+                    c.status,
                     TokenStatus::DataAccessExpired | TokenStatus::Expired
                 );
             assert!(
-                c.token.status.is_usable() || lapsed_user,
+                c.status.is_usable() || lapsed_user,
                 "day {day}: `{}` is {} ({})",
-                c.token.alias,
-                c.token.status,
-                c.token.status_cause
+                c.alias,
+                c.status,
+                c.cause
             );
         }
         let r = renewer.renew_all(false, "daily").await.unwrap();
@@ -152,9 +152,8 @@ async fn every_revocation_cause_is_detected_with_its_action() {
         report
             .tokens
             .iter()
-            .find(|c| c.token.alias.as_str() == alias)
+            .find(|c| c.alias.as_str() == alias)
             .unwrap()
-            .token
             .status
     };
     assert_eq!(status("page"), TokenStatus::RoleLost);
@@ -178,10 +177,10 @@ async fn every_revocation_cause_is_detected_with_its_action() {
     let ana = report
         .tokens
         .iter()
-        .find(|c| c.token.alias.as_str() == "ana")
+        .find(|c| c.alias.as_str() == "ana")
         .unwrap();
-    assert_eq!(ana.token.status, TokenStatus::Checkpoint);
-    assert!(ana.token.status.action().contains("checkpoint"));
+    assert_eq!(ana.status, TokenStatus::Checkpoint);
+    assert!(ana.status.action().contains("checkpoint"));
 
     // A reset app secret: the stored one no longer opens Graph, so nothing can be checked —
     // `unknown` with the reason, never a false death.
@@ -209,21 +208,15 @@ async fn every_revocation_cause_is_detected_with_its_action() {
     let ana = &report
         .tokens
         .iter()
-        .find(|c| c.token.alias.as_str() == "ana")
-        .unwrap()
-        .token;
+        .find(|c| c.alias.as_str() == "ana")
+        .unwrap();
     assert_eq!(ana.status, TokenStatus::Unknown);
-    assert!(
-        ana.status_cause.contains("graphwarden app add"),
-        "{}",
-        ana.status_cause
-    );
+    assert!(ana.cause.contains("graphwarden app add"), "{}", ana.cause);
     let app = &report
         .tokens
         .iter()
-        .find(|c| c.token.alias.as_str() == "app")
-        .unwrap()
-        .token;
+        .find(|c| c.alias.as_str() == "app")
+        .unwrap();
     assert_eq!(app.status, TokenStatus::AppSecretReset);
 }
 
@@ -437,20 +430,15 @@ async fn bad_graph_answers_give_unknown_and_lose_nothing() {
             if kind == "wrong_content_type" {
                 // A JSON body labelled as HTML is still read.
                 assert!(
-                    matches!(c.token.status, TokenStatus::Valid | TokenStatus::Expiring),
+                    matches!(c.status, TokenStatus::Valid | TokenStatus::Expiring),
                     "{kind}"
                 );
             } else {
-                assert_eq!(
-                    c.token.status,
-                    TokenStatus::Unknown,
-                    "{kind}: {}",
-                    c.token.status_cause
-                );
+                assert_eq!(c.status, TokenStatus::Unknown, "{kind}: {}", c.cause);
                 assert!(
-                    c.token.status_cause.starts_with("could not check"),
+                    c.cause.starts_with("could not check"),
                     "{kind}: {}",
-                    c.token.status_cause
+                    c.cause
                 );
             }
         }
@@ -550,4 +538,89 @@ async fn renewal_settings_per_app_and_per_token() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_reads_the_inventory_in_pages_without_splitting_batches() {
+    use graphwarden_lifecycle::{CheckPolicy, Checker, Selection};
+    use graphwarden_store::TokenFilter;
+
+    let w = setup(|_| {}).await;
+    w.add("ana", "ana-long-lived", TokenKind::User, None).await;
+    w.add("page", "acme-page", TokenKind::Page, Some("ana"))
+        .await;
+    for i in 0..10 {
+        let t = w
+            .control("POST", "/tokens", json!({ "kind": "user", "app_id": ids::APP, "user_id": ids::USER_BEN, "scopes": ["ads_read"], "expires_in": 5_000_000, "long_lived": true }))
+            .await;
+        w.add_secret(
+            &format!("ben-{i:02}"),
+            t["access_token"].as_str().unwrap(),
+            TokenKind::User,
+            None,
+        )
+        .await;
+    }
+    let checker = Checker::new(
+        Arc::clone(&w.inventory),
+        w.graph.clone(),
+        Arc::new(w.store.clock.clone()),
+        CheckPolicy {
+            page_size: 3,
+            ..CheckPolicy::default()
+        },
+    );
+    let last = std::sync::Mutex::new((0, 0));
+    let report = checker
+        .check(Selection::default(), "test", &|done, total| {
+            *last.lock().unwrap() = (done, total);
+        })
+        .await
+        .unwrap();
+    assert_eq!(*last.lock().unwrap(), (12, 12));
+    let mut aliases: Vec<&str> = report.tokens.iter().map(|c| c.alias.as_str()).collect();
+    aliases.sort_unstable();
+    aliases.dedup();
+    assert_eq!(aliases.len(), 12, "every token once");
+    assert!(report.tokens.iter().all(|c| c.inspected));
+    assert_eq!(report.requests, 1, "pages of 3 still fill one batch of 12");
+
+    // A filter narrows the walk; an alias selection checks just those, and a dead parent's
+    // children that were not in the round are marked once it ends.
+    let only_pages = checker
+        .check(
+            Selection::Filter(TokenFilter {
+                kind: Some(TokenKind::Page),
+                ..TokenFilter::default()
+            }),
+            "test",
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_pages.tokens.len(), 1);
+    w.control(
+        "POST",
+        "/events/password_change",
+        json!({ "user_id": ids::USER_ANA }),
+    )
+    .await;
+    let report = checker
+        .check(
+            Selection::Aliases(vec![graphwarden_core::TokenAlias::parse("ana").unwrap()]),
+            "test",
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.tokens.len(), 1);
+    assert_eq!(report.tokens[0].status, TokenStatus::PasswordChanged);
+    let page = w.token("page").await;
+    assert_eq!(page.status, TokenStatus::PasswordChanged);
+    assert!(
+        page.status_cause.contains("derived from `ana`"),
+        "{}",
+        page.status_cause
+    );
+    assert_eq!(w.token("ben-00").await.status, TokenStatus::Valid);
 }

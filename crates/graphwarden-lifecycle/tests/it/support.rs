@@ -6,7 +6,7 @@ use graphwarden_lifecycle::{CheckPolicy, Checker, RenewPolicy, Renewer};
 use graphwarden_meta::{GraphClient, GraphConfig};
 use graphwarden_sim::world::ids;
 use graphwarden_sim::{SimConfig, SimHandle, World};
-use graphwarden_store::{Inventory, NewApp, NewToken, Token, TokenFilter};
+use graphwarden_store::{Inventory, NewApp, NewToken, Token};
 use graphwarden_testkit::TestStore;
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -133,13 +133,12 @@ impl World2 {
     }
 
     pub async fn check_all(&self) -> graphwarden_lifecycle::CheckReport {
-        let tokens = self
-            .inventory
-            .tokens(&TokenFilter::default())
-            .await
-            .unwrap();
         self.checker()
-            .check(tokens, "test", &|_, _| {})
+            .check(
+                graphwarden_lifecycle::Selection::default(),
+                "test",
+                &|_, _| {},
+            )
             .await
             .unwrap()
     }

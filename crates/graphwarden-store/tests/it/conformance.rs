@@ -966,3 +966,69 @@ pub async fn inspections_update_the_token_and_log_each_change(store: &TestStore)
         ]
     );
 }
+
+pub async fn keyset_pages_walk_every_token_once_in_order(store: &TestStore) {
+    let inv = with_app(store).await;
+    inv.add_app(new_app("999"), "test").await.unwrap();
+    let mut expected = Vec::new();
+    for (app, n) in [(APP, 7), ("999", 5)] {
+        for i in 0..n {
+            let a = format!("t{app}-{i:02}");
+            let secret = fake_token();
+            let mut t = new_token(&a, &secret);
+            t.app_id = AppId::parse(app).unwrap();
+            t.tags = if i % 2 == 0 {
+                vec![Tag::parse(&format!("n:{i}")).unwrap()]
+            } else {
+                Vec::new()
+            };
+            inv.add_token(t, "test").await.unwrap();
+            expected.push((app.to_owned(), a, secret));
+        }
+    }
+    expected.sort();
+    let filter = TokenFilter::default();
+    assert_eq!(inv.token_count(&filter).await.unwrap(), 12);
+    let mut seen = Vec::new();
+    let mut after: Option<(AppId, TokenAlias)> = None;
+    loop {
+        let page = inv
+            .token_page_with_secrets(&filter, after.as_ref().map(|(a, b)| (a, b)), 5)
+            .await
+            .unwrap();
+        assert!(page.len() <= 5);
+        let Some((last, _)) = page.last() else { break };
+        after = Some((last.app_id.clone(), last.alias.clone()));
+        for (token, secret) in page {
+            let i: usize = token.alias.as_str()[token.alias.as_str().len() - 2..]
+                .parse()
+                .unwrap();
+            // Each token carries its own tags, not the whole selection's.
+            let tags: Vec<String> = token.tags.iter().map(|t| t.to_string()).collect();
+            if i % 2 == 0 {
+                assert_eq!(tags, vec![format!("n:{i}")], "{}", token.alias);
+            } else {
+                assert!(tags.is_empty(), "{}", token.alias);
+            }
+            seen.push((
+                token.app_id.to_string(),
+                token.alias.to_string(),
+                secret.unwrap().expose_secret().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(seen, expected);
+
+    // Filters apply to pages and counts alike.
+    let one_app = TokenFilter {
+        app_id: Some(AppId::parse("999").unwrap()),
+        ..TokenFilter::default()
+    };
+    assert_eq!(inv.token_count(&one_app).await.unwrap(), 5);
+    let page = inv
+        .token_page_with_secrets(&one_app, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(page.iter().all(|(t, _)| t.app_id.as_str() == "999"));
+}

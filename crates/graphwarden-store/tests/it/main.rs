@@ -51,4 +51,5 @@ on_both_backends!(
     master_key_rotation_rewraps_the_keyring,
     secret_holding_types_redact_their_debug,
     inspections_update_the_token_and_log_each_change,
+    keyset_pages_walk_every_token_once_in_order,
 );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use comfy_table::Cell;
 use graphwarden_core::TokenAlias;
-use graphwarden_lifecycle::{Checked, Checker, Severity};
+use graphwarden_lifecycle::{Checked, Checker, Selection, Severity};
 use graphwarden_store::{Expiry, TokenFilter};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -36,17 +36,40 @@ struct CheckView<'a> {
 
 pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
     let inventory = Arc::new(ctx.inventory().await?);
-    let tokens = if args.aliases.is_empty() {
-        inventory.tokens(&TokenFilter::default()).await?
+    let selection = if args.aliases.is_empty() {
+        Selection::Filter(TokenFilter::default())
     } else {
-        let mut tokens = Vec::new();
-        for alias in &args.aliases {
-            let alias = parse_flag("ALIAS", alias, TokenAlias::parse)?;
-            tokens.push(inventory.token(&alias).await?);
-        }
-        tokens
+        let aliases = args
+            .aliases
+            .iter()
+            .map(|a| parse_flag("ALIAS", a, TokenAlias::parse))
+            .collect::<Result<Vec<_>, _>>()?;
+        Selection::Aliases(aliases)
     };
-    if tokens.is_empty() {
+    let checker = Checker::new(
+        Arc::clone(&inventory),
+        ctx.graph()?,
+        Arc::clone(&ctx.clock),
+        ctx.check_policy()?,
+    );
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("Inspecting [{bar:30}] {pos}/{len} tokens")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = checker
+        .check(selection, &ctx.actor, &progress)
+        .await
+        .map_err(|e| match e {
+            graphwarden_lifecycle::check::CheckError::Store(s) => crate::exit::CliError::from(s),
+        })?;
+    bar.finish_and_clear();
+    let now = ctx.clock.now();
+    if report.tokens.is_empty() {
         if args.json {
             output::print_json(&Vec::<()>::new())?;
         } else {
@@ -54,26 +77,6 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
         }
         return Ok(0);
     }
-    let checker = Checker::new(
-        Arc::clone(&inventory),
-        ctx.graph()?,
-        Arc::clone(&ctx.clock),
-        ctx.check_policy()?,
-    );
-    let bar = ProgressBar::new(tokens.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("Inspecting [{bar:30}] {pos}/{len} tokens")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let progress = |done: usize, _total: usize| bar.set_position(done as u64);
-    let report = checker
-        .check(tokens, &ctx.actor, &progress)
-        .await
-        .map_err(|e| match e {
-            graphwarden_lifecycle::check::CheckError::Store(s) => crate::exit::CliError::from(s),
-        })?;
-    bar.finish_and_clear();
-    let now = ctx.clock.now();
     if args.json {
         output::print_json(&output::Seq::new(
             report.tokens.iter().map(|c| view(c, now)),
@@ -81,15 +84,15 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
     } else {
         let mut table = output::table(&["ALIAS", "KIND", "STATUS", "EXPIRES IN", "ACTION"]);
         for c in &report.tokens {
-            let action = match (&c.warning, c.token.status.is_usable()) {
-                (Some(w), true) => format!("{w}. {}", c.token.status.action()),
-                _ => c.token.status.action().to_owned(),
+            let action = match (&c.warning, c.status.is_usable()) {
+                (Some(w), true) => format!("{w}. {}", c.status.action()),
+                _ => c.status.action().to_owned(),
             };
             table.add_row(vec![
-                Cell::new(c.token.alias.as_str()),
-                Cell::new(c.token.kind.as_str()),
-                output::status_cell(c.token.status),
-                Cell::new(output::expires_in(c.token.expires, now)),
+                Cell::new(c.alias.as_str()),
+                Cell::new(c.kind.as_str()),
+                output::status_cell(c.status),
+                Cell::new(output::expires_in(c.expires, now)),
                 Cell::new(action),
             ]);
         }
@@ -109,32 +112,31 @@ pub async fn run(ctx: &Context, args: CheckArgs) -> CliResult<u8> {
             count(Severity::Ok)
         );
         for c in report.tokens.iter().filter(|c| !c.inspected) {
-            println!("`{}`: {}", c.token.alias, c.token.status_cause);
+            println!("`{}`: {}", c.alias, c.cause);
         }
     }
     Ok(report.severity().exit_code())
 }
 
 fn view(c: &Checked, now: jiff::Timestamp) -> CheckView<'_> {
-    let t = &c.token;
     CheckView {
-        alias: t.alias.as_str(),
-        kind: t.kind.as_str(),
-        app: t.app_id.as_str(),
-        status: t.status.as_str(),
-        cause: &t.status_cause,
+        alias: c.alias.as_str(),
+        kind: c.kind.as_str(),
+        app: c.app_id.as_str(),
+        status: c.status.as_str(),
+        cause: &c.cause,
         severity: c.severity,
-        expires_at: match t.expires {
+        expires_at: match c.expires {
             Expiry::At(at) => Some(output::time(at)),
             _ => None,
         },
-        expires_in: output::expires_in(t.expires, now),
-        data_access_expires_at: t.data_access_expires_at.map(output::time),
-        action: t.status.action(),
+        expires_in: output::expires_in(c.expires, now),
+        data_access_expires_at: c.data_access_expires_at.map(output::time),
+        action: c.status.action(),
         warning: c.warning.as_deref(),
-        flags: &t.flags,
-        scopes: t.scopes.as_deref(),
-        checked_at: t.last_checked_at.map(output::time),
+        flags: &c.flags,
+        scopes: c.scopes.as_deref(),
+        checked_at: c.checked_at.map(output::time),
         inspected: c.inspected,
     }
 }
