@@ -977,7 +977,7 @@ pub async fn keyset_pages_walk_every_token_once_in_order(store: &TestStore) {
             let secret = fake_token();
             let mut t = new_token(&a, &secret);
             t.app_id = AppId::parse(app).unwrap();
-            t.tags = if i % 2 == 0 {
+            t.tags = if i.is_multiple_of(2) {
                 vec![Tag::parse(&format!("n:{i}")).unwrap()]
             } else {
                 Vec::new()
@@ -1005,7 +1005,7 @@ pub async fn keyset_pages_walk_every_token_once_in_order(store: &TestStore) {
                 .unwrap();
             // Each token carries its own tags, not the whole selection's.
             let tags: Vec<String> = token.tags.iter().map(|t| t.to_string()).collect();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 assert_eq!(tags, vec![format!("n:{i}")], "{}", token.alias);
             } else {
                 assert!(tags.is_empty(), "{}", token.alias);
