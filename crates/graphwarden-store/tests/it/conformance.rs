@@ -971,7 +971,7 @@ pub async fn keyset_pages_walk_every_token_once_in_order(store: &TestStore) {
     let inv = with_app(store).await;
     inv.add_app(new_app("999"), "test").await.unwrap();
     let mut expected = Vec::new();
-    for (app, n) in [(APP, 7), ("999", 5)] {
+    for (app, n) in [(APP, 7usize), ("999", 5)] {
         for i in 0..n {
             let a = format!("t{app}-{i:02}");
             let secret = fake_token();
