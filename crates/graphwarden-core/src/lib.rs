@@ -8,6 +8,7 @@
 //! What does not: any I/O. No network, no files, no database, no wall-clock reads outside
 //! `clock.rs`.
 
+pub mod alert;
 pub mod clock;
 pub mod duration;
 pub mod id;
