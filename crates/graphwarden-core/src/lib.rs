@@ -8,6 +8,7 @@
 //! What does not: any I/O. No network, no files, no database, no wall-clock reads outside
 //! `clock.rs`.
 
+pub mod access;
 pub mod alert;
 pub mod clock;
 pub mod duration;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod token;
 pub mod usage;
 
+pub use access::Role;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias, free_text, parse_scope_list};
 pub use token::{TokenKind, TokenStatus};

@@ -185,11 +185,17 @@ impl SecretKey {
 
     /// The keyed fingerprint used to find a token without storing it in the clear.
     pub(crate) fn fingerprint(&self, secret: &[u8]) -> String {
+        self.keyed(b"graphwarden/v1/token-fingerprint\0", secret)
+    }
+
+    /// A keyed hash of `secret` for one purpose (`domain`), hex-encoded: different purposes
+    /// never give comparable hashes of the same input.
+    pub(crate) fn keyed(&self, domain: &[u8], secret: &[u8]) -> String {
         // HMAC accepts keys of any length, so this cannot fail; fall back to an empty
-        // fingerprint rather than panic if the library ever changes its mind.
+        // hash rather than panic if the library ever changes its mind.
         match <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()) {
             Ok(mut mac) => {
-                mac.update(b"graphwarden/v1/token-fingerprint\0");
+                mac.update(domain);
                 mac.update(secret);
                 hex::encode(mac.finalize().into_bytes())
             }

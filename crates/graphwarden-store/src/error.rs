@@ -61,6 +61,9 @@ pub enum StoreError {
     #[error("the alias `{alias}` is already taken; pick another one or remove that token first")]
     AliasTaken { alias: String },
 
+    #[error("the {what} name `{name}` is already taken; pick another one")]
+    NameTaken { what: &'static str, name: String },
+
     #[error("the app `{app_id}` is already registered; remove it first to replace it")]
     AppExists { app_id: String },
 

@@ -1,6 +1,8 @@
 //! The inventory as the rest of graphwarden uses it: apps and tokens in, plaintext sealed on the
 //! way down and opened on the way up, every change written with its event.
 
+mod access;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};

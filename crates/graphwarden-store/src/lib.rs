@@ -13,7 +13,9 @@ pub mod error;
 pub mod inventory;
 pub mod model;
 pub mod postgres;
+pub mod service;
 mod sql;
+mod sql_service;
 pub mod sqlite;
 pub mod store;
 
@@ -25,6 +27,7 @@ pub use inventory::{
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use service::{ApiKey, ApiKeyRecord, JobClaim, JobRecord, JobRun, ServiceStore};
 pub use store::Store;
 
 /// A database URL fit to print: any password replaced by `***`.

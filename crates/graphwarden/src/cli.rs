@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// Log format for standard error: `text` or `json` (overrides `log.format`).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,8 +64,71 @@ pub enum Command {
     /// Manage the encryption keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run the daemon: the HTTP API, health probes and the scheduler, until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Make, list and revoke API keys for `graphwarden serve`.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// List the scheduled jobs with their next and last runs, or run one now.
+    Jobs(JobsArgs),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for the API and health probes (overrides `server.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Make a key. It is printed once, alone on the last line, and stored only as a hash.
+    Create {
+        /// A unique name saying who or what uses the key.
+        #[arg(long)]
+        name: String,
+        /// `admin`, `operator`, `reader`, or `consumer` (an application fetching its tokens).
+        #[arg(long, value_parser = ["admin", "operator", "reader", "consumer"])]
+        role: String,
+        /// For consumer keys: the tokens whose secret the key may fetch, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "ALIAS,…")]
+        aliases: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by name; it stops working at once.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run a job now, here, and wait for it (recorded like a scheduled run).
+    Run {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest runs of a job, newest first.
+    Runs {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

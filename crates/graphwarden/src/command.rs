@@ -1,13 +1,16 @@
 //! Dispatch: load the configuration, start logging, run one command.
 
+mod apikey;
 mod app;
 mod check;
 mod config;
 mod init;
+mod jobs;
 mod key;
 mod login;
 mod pages;
 mod renew;
+mod serve;
 mod sim;
 mod token;
 
@@ -136,6 +139,57 @@ impl Context {
         ))
     }
 
+    /// The scheduler of `[scheduler]`, for `inventory`; `owner` names this process in leases.
+    pub fn scheduler(
+        &self,
+        inventory: Arc<Inventory>,
+        owner: &str,
+    ) -> CliResult<graphwarden_server::Scheduler> {
+        use graphwarden_server::{JobKind, JobSpec, SchedulerConfig};
+        let cfg = &self.loaded.config.scheduler;
+        let mut jobs = Vec::new();
+        for (name, job) in &cfg.jobs {
+            if !job.enabled {
+                continue;
+            }
+            let kind = match job.kind.as_deref().unwrap_or(name) {
+                "inspect" => JobKind::Inspect,
+                "renew" => JobKind::Renew,
+                "prune" => JobKind::Prune,
+                other => {
+                    return Err(CliError::config(format!(
+                        "`scheduler.jobs.{name}`: `{other}` is not a kind of job; set `kind` to `inspect`, `renew` or `prune`"
+                    )));
+                }
+            };
+            jobs.push(JobSpec {
+                name: name.clone(),
+                kind,
+                schedule: job.schedule.clone(),
+                timezone: job.timezone.clone().unwrap_or_else(|| cfg.timezone.clone()),
+            });
+        }
+        let to_std = |d: jiff::SignedDuration| {
+            Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(0))
+        };
+        let config = SchedulerConfig {
+            jobs,
+            jitter: to_std(graphwarden_core::duration::parse_duration(&cfg.jitter)?),
+            run_retention: graphwarden_core::duration::parse_duration(&cfg.run_retention)?,
+            owner: owner.to_owned(),
+            ..SchedulerConfig::default()
+        };
+        let checker = graphwarden_lifecycle::Checker::new(
+            Arc::clone(&inventory),
+            self.graph()?,
+            Arc::clone(&self.clock),
+            self.check_policy()?,
+        );
+        let renewer = self.renewer(Arc::clone(&inventory))?;
+        graphwarden_server::Scheduler::new(inventory, checker, renewer, Arc::clone(&self.clock), config)
+            .map_err(|e| CliError::config(e.to_string()))
+    }
+
     /// Where `key rotate-master` keeps the new master key until the database uses it.
     pub fn next_key_file(&self) -> std::path::PathBuf {
         let mut path = self.loaded.key_file().into_os_string();
@@ -240,6 +294,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         database_url: cli.database_url.clone(),
         allow_insecure_key_permissions: cli.allow_insecure_key_permissions,
         log_level: cli.log_level.clone(),
+        log_format: cli.log_format.clone(),
     };
     let loaded = settings::load(cli.data_dir.as_deref(), cli.config.as_deref(), &flags)?;
     init_logging(&loaded);
@@ -259,6 +314,9 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::App(command) => app::run(&ctx, command).await,
         Command::Token(command) => token::run(&ctx, *command).await,
         Command::Key(command) => key::run(&ctx, command).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Apikey(command) => apikey::run(&ctx, command).await,
+        Command::Jobs(args) => jobs::run(&ctx, args).await,
         Command::Sim(_) => Ok(0),
     }
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub key: KeyConfig,
     pub log: LogConfig,
+    pub server: ServerSettings,
+    pub scheduler: SchedulerSettings,
 }
 
 impl Default for Config {
@@ -41,6 +43,86 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             key: KeyConfig::default(),
             log: LogConfig::default(),
+            server: ServerSettings::default(),
+            scheduler: SchedulerSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout: String,
+    pub rate_limit_per_minute: u32,
+    pub shutdown_grace: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7380".to_owned(),
+            body_limit_bytes: 65_536,
+            request_timeout: "5m".to_owned(),
+            rate_limit_per_minute: 600,
+            shutdown_grace: "30s".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+    pub timezone: String,
+    pub jitter: String,
+    pub run_retention: String,
+    /// Jobs by name; the defaults can be changed or disabled, and more added.
+    pub jobs: std::collections::BTreeMap<String, JobSettings>,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        let job = |schedule: &str| JobSettings {
+            schedule: schedule.to_owned(),
+            ..JobSettings::default()
+        };
+        Self {
+            enabled: true,
+            timezone: "UTC".to_owned(),
+            jitter: "60s".to_owned(),
+            run_retention: "90d".to_owned(),
+            jobs: [
+                ("inspect".to_owned(), job("0 */6 * * *")),
+                ("renew".to_owned(), job("0 8 * * *")),
+                ("prune".to_owned(), job("30 3 * * *")),
+            ]
+            .into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    pub schedule: String,
+    pub enabled: bool,
+    /// What the job does (`inspect`, `renew`, `prune`); by default its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The job's own time zone; by default `scheduler.timezone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            schedule: String::new(),
+            enabled: true,
+            kind: None,
+            timezone: None,
         }
     }
 }
@@ -176,6 +258,7 @@ pub struct FlagSettings {
     pub database_url: Option<String>,
     pub allow_insecure_key_permissions: bool,
     pub log_level: Option<String>,
+    pub log_format: Option<String>,
 }
 
 /// Where the data directory came from.
@@ -287,9 +370,14 @@ fn flag_provider(flags: &FlagSettings) -> Serialized<Dict> {
         key.insert("allow_insecure_permissions".into(), Value::from(true));
         dict.insert("key".into(), Value::from(key));
     }
+    let mut log = Dict::new();
     if let Some(level) = &flags.log_level {
-        let mut log = Dict::new();
         log.insert("level".into(), Value::from(level.clone()));
+    }
+    if let Some(format) = &flags.log_format {
+        log.insert("format".into(), Value::from(format.clone()));
+    }
+    if !log.is_empty() {
         dict.insert("log".into(), Value::from(log));
     }
     Serialized::defaults(dict)
@@ -385,6 +473,30 @@ fn validate(config: &Config) -> Result<(), CliError> {
     if !(1.0..=100.0).contains(&config.inspection.pace_above_percent) {
         return Err(CliError::config(
             "`inspection.pace_above_percent` must be between 1 and 100",
+        ));
+    }
+    for (key, value) in [
+        ("server.request_timeout", &config.server.request_timeout),
+        ("server.shutdown_grace", &config.server.shutdown_grace),
+        ("scheduler.jitter", &config.scheduler.jitter),
+        ("scheduler.run_retention", &config.scheduler.run_retention),
+    ] {
+        graphwarden_core::duration::parse_duration(value)
+            .map_err(|e| CliError::config(format!("invalid `{key}`: {e}")))?;
+    }
+    config
+        .server
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| {
+            CliError::config(format!(
+                "`server.listen` must be an address and port such as 127.0.0.1:7380, not `{}`",
+                config.server.listen
+            ))
+        })?;
+    if config.server.body_limit_bytes < 1024 || config.server.rate_limit_per_minute == 0 {
+        return Err(CliError::config(
+            "`server.body_limit_bytes` must be at least 1024 and `server.rate_limit_per_minute` at least 1",
         ));
     }
     graphwarden_core::duration::parse_duration(&config.database.busy_timeout)

@@ -54,6 +54,7 @@ impl From<StoreError> for CliError {
             StoreError::DuplicateToken { .. }
             | StoreError::AliasTaken { .. }
             | StoreError::AppExists { .. }
+            | StoreError::NameTaken { .. }
             | StoreError::AppInUse { .. }
             | StoreError::Decrypt { .. }
             | StoreError::Corrupt { .. } => DATA,

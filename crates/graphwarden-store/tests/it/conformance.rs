@@ -1032,3 +1032,154 @@ pub async fn keyset_pages_walk_every_token_once_in_order(store: &TestStore) {
     assert_eq!(page.len(), 5);
     assert!(page.iter().all(|(t, _)| t.app_id.as_str() == "999"));
 }
+
+pub async fn api_keys_are_shown_once_hashed_and_revocable(store: &TestStore) {
+    use graphwarden_core::Role;
+    let inv = with_app(store).await;
+    inv.add_token(new_token("ana", &fake_token()), "test")
+        .await
+        .unwrap();
+    let (key, secret) = inv
+        .create_api_key("ci", Role::Operator, vec![], "admin")
+        .await
+        .unwrap();
+    assert_eq!(key.role, Role::Operator);
+    let presented = secret.expose_secret().to_owned();
+    assert!(presented.starts_with(&format!("gwk_{}_", key.id)));
+    let seen = inv.verify_api_key(&presented).await.unwrap().unwrap();
+    assert_eq!(seen.name, "ci");
+    assert!(
+        !contains_secret(&store.raw_dump().await, &presented),
+        "the key is stored only as a hash"
+    );
+
+    // Wrong, malformed, or another key's id with a wrong secret: all refused alike.
+    let mut wrong = presented.clone();
+    wrong.pop();
+    wrong.push(if presented.ends_with('0') { '1' } else { '0' });
+    for bad in [wrong.as_str(), "", "gwk_", "Bearer x", &presented[..20]] {
+        assert!(inv.verify_api_key(bad).await.unwrap().is_none(), "{bad}");
+    }
+
+    // Names are unique; consumer keys must name existing tokens; others may not.
+    assert!(matches!(
+        inv.create_api_key("ci", Role::Reader, vec![], "admin").await,
+        Err(StoreError::NameTaken { .. })
+    ));
+    assert!(inv.create_api_key("app", Role::Consumer, vec![], "admin").await.is_err());
+    assert!(matches!(
+        inv.create_api_key("app", Role::Consumer, vec![alias("nope")], "admin")
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        inv.create_api_key("r", Role::Reader, vec![alias("ana")], "admin")
+            .await
+            .is_err()
+    );
+    let (consumer, _) = inv
+        .create_api_key("etl", Role::Consumer, vec![alias("ana")], "admin")
+        .await
+        .unwrap();
+    assert_eq!(consumer.aliases, vec![alias("ana")]);
+
+    inv.revoke_api_key("ci", "admin").await.unwrap();
+    assert!(inv.verify_api_key(&presented).await.unwrap().is_none());
+    assert!(inv.revoke_api_key("ci", "admin").await.is_err());
+    let listed = inv.api_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().find(|k| k.name == "ci").unwrap().revoked_at.is_some());
+    let actions: Vec<String> = inv
+        .recent_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"api_key.created".to_owned()));
+    assert!(actions.contains(&"api_key.revoked".to_owned()));
+}
+
+pub async fn jobs_keep_their_next_run_and_one_claimant(store: &TestStore) {
+    use graphwarden_store::JobClaim;
+    let inv = store.initialize().await;
+    let db = inv.store();
+    let job = db
+        .upsert_job("inspect", "0 */6 * * *", Some(1_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(job.next_run_at.unwrap().as_millisecond(), 1_000);
+    // The same schedule keeps the stored next run (a restart); a new one resets it.
+    let job = db
+        .upsert_job("inspect", "0 */6 * * *", Some(9_999), 20)
+        .await
+        .unwrap();
+    assert_eq!(job.next_run_at.unwrap().as_millisecond(), 1_000);
+    let job = db
+        .upsert_job("inspect", "0 */3 * * *", Some(5_000), 30)
+        .await
+        .unwrap();
+    assert_eq!(job.next_run_at.unwrap().as_millisecond(), 5_000);
+
+    let claim = |owner: &'static str, now: i64, expected: i64, next: i64| JobClaim {
+        name: "inspect",
+        owner,
+        now_ms: now,
+        lease_until_ms: now + 100,
+        expected_next_ms: Some(Some(expected)),
+        new_next_ms: Some(next),
+    };
+    assert!(db.claim_job(&claim("a", 5_000, 5_000, 8_000)).await.unwrap());
+    // Another instance that saw the old next run loses; so does one while the lease runs.
+    assert!(!db.claim_job(&claim("b", 5_001, 5_000, 8_000)).await.unwrap());
+    assert!(!db.claim_job(&claim("b", 5_050, 8_000, 11_000)).await.unwrap());
+    let run = db
+        .start_job_run("inspect", "schedule", "a", 5_000)
+        .await
+        .unwrap();
+    // Lease expired and the owner never finished: the run is marked interrupted.
+    assert!(db.interrupt_stale_runs(5_050).await.unwrap().is_empty());
+    assert_eq!(db.interrupt_stale_runs(6_000).await.unwrap(), vec!["inspect".to_owned()]);
+    assert!(db.claim_job(&claim("b", 6_000, 8_000, 11_000)).await.unwrap());
+    let run2 = db
+        .start_job_run("inspect", "manual", "b", 6_000)
+        .await
+        .unwrap();
+    db.finish_job_run(run2, 6_500, "ok", "12 tokens", &serde_json::json!({"tokens": 12}))
+        .await
+        .unwrap();
+    db.release_job("inspect", "b").await.unwrap();
+    let runs = db.job_runs(Some("inspect"), 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].id, run2);
+    assert_eq!(runs[0].outcome, "ok");
+    assert_eq!(runs[0].counts["tokens"], 12);
+    assert_eq!(runs[1].id, run);
+    assert_eq!(runs[1].outcome, "interrupted");
+    let jobs = db.jobs().await.unwrap();
+    assert_eq!(jobs[0].lease_owner, None);
+    assert_eq!(jobs[0].next_run_at.unwrap().as_millisecond(), 11_000);
+    // A manual claim leaves the schedule alone.
+    assert!(
+        db.claim_job(&JobClaim {
+            name: "inspect",
+            owner: "c",
+            now_ms: 7_000,
+            lease_until_ms: 7_100,
+            expected_next_ms: None,
+            new_next_ms: None,
+        })
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        db.jobs().await.unwrap()[0].next_run_at.unwrap().as_millisecond(),
+        11_000
+    );
+    // Retention removes finished runs only.
+    let running = db.start_job_run("inspect", "manual", "c", 7_000).await.unwrap();
+    assert_eq!(db.prune_job_runs(8_000).await.unwrap(), 2);
+    let left = db.job_runs(None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, running);
+}

@@ -52,4 +52,6 @@ on_both_backends!(
     secret_holding_types_redact_their_debug,
     inspections_update_the_token_and_log_each_change,
     keyset_pages_walk_every_token_once_in_order,
+    api_keys_are_shown_once_hashed_and_revocable,
+    jobs_keep_their_next_run_and_one_claimant,
 );

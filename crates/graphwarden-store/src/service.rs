@@ -1,0 +1,118 @@
+//! What the daemon (`graphwarden serve`) keeps besides the inventory: API keys, and the
+//! scheduler's jobs and runs. [`ServiceStore`] is implemented once per backend from the SQL in
+//! `sql_service.rs`; [`crate::Inventory`] wraps it with events and key hashing.
+
+use async_trait::async_trait;
+use graphwarden_core::{Role, TokenAlias};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::NewEvent;
+
+/// An API key as listed: never its secret, which is shown once when it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// The public part of the key (`gwk_<id>_…`), which finds its row.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// For `consumer` keys: the tokens whose secret the key may fetch.
+    pub aliases: Vec<TokenAlias>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An API key with its keyed hash, as stored.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub key: ApiKey,
+    pub hash: String,
+}
+
+/// A scheduled job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRecord {
+    pub name: String,
+    pub schedule: String,
+    pub next_run_at: Option<Timestamp>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<Timestamp>,
+}
+
+/// One run of a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRun {
+    pub id: i64,
+    pub job: String,
+    /// `schedule`, `missed` (caught up at start), or `manual`.
+    pub trigger: String,
+    /// The instance that ran it.
+    pub owner: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `ok`, `warning`, `failed` or `interrupted`.
+    pub outcome: String,
+    pub summary: String,
+    pub counts: serde_json::Value,
+}
+
+/// Claiming a job: take its lease and move its next run time, in one statement.
+#[derive(Debug, Clone)]
+pub struct JobClaim<'a> {
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+    /// The next run time the claimant saw; the claim fails when another instance moved it.
+    /// `None` claims whatever it is (a manual run).
+    pub expected_next_ms: Option<Option<i64>>,
+    pub new_next_ms: Option<i64>,
+}
+
+#[async_trait]
+pub trait ServiceStore: Send + Sync {
+    /// Fails with [`crate::StoreError::NameTaken`] when a key already has this name.
+    async fn insert_api_key(&self, key: &ApiKeyRecord, event: &NewEvent) -> Result<()>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// `false` when no live key has this name.
+    async fn revoke_api_key(&self, name: &str, at_ms: i64, event: &NewEvent) -> Result<bool>;
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<()>;
+
+    /// Add the job, or change its schedule (then its next run is `next_ms`). A job whose
+    /// schedule is unchanged keeps its stored next run: that is what survives a restart.
+    async fn upsert_job(&self, name: &str, schedule: &str, next_ms: Option<i64>, now_ms: i64)
+    -> Result<JobRecord>;
+    async fn jobs(&self) -> Result<Vec<JobRecord>>;
+    /// Make a job due at `next_ms` (to resume an interrupted run at once).
+    async fn set_job_next_run(&self, name: &str, next_ms: i64) -> Result<()>;
+    /// Take a job's lease when it is free, expired or ours, and set its next run; `false` when
+    /// another instance holds it or moved its next run.
+    async fn claim_job(&self, claim: &JobClaim<'_>) -> Result<bool>;
+    async fn release_job(&self, name: &str, owner: &str) -> Result<()>;
+    async fn start_job_run(
+        &self,
+        job: &str,
+        trigger: &str,
+        owner: &str,
+        started_ms: i64,
+    ) -> Result<i64>;
+    async fn finish_job_run(
+        &self,
+        id: i64,
+        finished_ms: i64,
+        outcome: &str,
+        summary: &str,
+        counts: &serde_json::Value,
+    ) -> Result<()>;
+    /// Runs still marked `running` whose job is no longer leased by their owner (the process
+    /// died): mark them `interrupted`; returns the jobs they belonged to, so they can resume.
+    async fn interrupt_stale_runs(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// Delete finished runs that started before `before_ms`; returns how many.
+    async fn prune_job_runs(&self, before_ms: i64) -> Result<u64>;
+    /// The latest runs, newest first, of one job or all.
+    async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
+}

@@ -1,0 +1,321 @@
+//! The SQL of [`crate::service::ServiceStore`], shared by both backends like `sql.rs`.
+
+/// Expands to the `ServiceStore` implementation for one backend (same requirements as
+/// `impl_sql_store!`, whose helpers it uses).
+macro_rules! impl_service_store {
+    ($store:ident, $db:ty) => {
+        mod service_sql {
+            use async_trait::async_trait;
+            use sqlx::Row as _;
+
+            use $crate::error::{Result, StoreError};
+            use $crate::model::NewEvent;
+            use $crate::service::{ApiKey, ApiKeyRecord, JobClaim, JobRecord, JobRun, ServiceStore};
+            use $crate::sql;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn api_key_from_row(row: &DbRow) -> Result<ApiKeyRecord> {
+                let role: String = row.try_get("role")?;
+                let aliases: String = row.try_get("aliases")?;
+                let aliases: Vec<String> = serde_json::from_str(&aliases)
+                    .map_err(|e| StoreError::corrupt(format!("stored key aliases: {e}")))?;
+                Ok(ApiKeyRecord {
+                    key: ApiKey {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        role: role
+                            .parse()
+                            .map_err(|e: String| StoreError::corrupt(format!("stored role: {e}")))?,
+                        aliases: aliases.iter().map(|a| sql::alias(a)).collect::<Result<_>>()?,
+                        created_at: sql::ts(row.try_get("created_at")?)?,
+                        created_by: row.try_get("created_by")?,
+                        last_used_at: sql::opt_ts(row.try_get("last_used_at")?)?,
+                        revoked_at: sql::opt_ts(row.try_get("revoked_at")?)?,
+                    },
+                    hash: row.try_get("hash")?,
+                })
+            }
+
+            fn job_from_row(row: &DbRow) -> Result<JobRecord> {
+                Ok(JobRecord {
+                    name: row.try_get("name")?,
+                    schedule: row.try_get("schedule")?,
+                    next_run_at: sql::opt_ts(row.try_get("next_run_at")?)?,
+                    lease_owner: row.try_get("lease_owner")?,
+                    lease_until: sql::opt_ts(row.try_get("lease_until")?)?,
+                })
+            }
+
+            fn run_from_row(row: &DbRow) -> Result<JobRun> {
+                let counts: String = row.try_get("counts")?;
+                Ok(JobRun {
+                    id: row.try_get("id")?,
+                    job: row.try_get("job")?,
+                    trigger: row.try_get("trigger")?,
+                    owner: row.try_get("owner")?,
+                    started_at: sql::ts(row.try_get("started_at")?)?,
+                    finished_at: sql::opt_ts(row.try_get("finished_at")?)?,
+                    outcome: row.try_get("outcome")?,
+                    summary: row.try_get("summary")?,
+                    counts: serde_json::from_str(&counts)
+                        .map_err(|e| StoreError::corrupt(format!("stored run counts: {e}")))?,
+                })
+            }
+
+            const JOB_SELECT: &str =
+                "SELECT name, schedule, next_run_at, lease_owner, lease_until FROM jobs";
+            const RUN_SELECT: &str = "SELECT id, job, trigger, owner, started_at, finished_at, \
+                outcome, summary, counts FROM job_runs";
+
+            #[async_trait]
+            impl ServiceStore for super::$store {
+                async fn insert_api_key(&self, key: &ApiKeyRecord, event: &NewEvent) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    let aliases: Vec<&str> = key.key.aliases.iter().map(|a| a.as_str()).collect();
+                    let inserted = sqlx::query(
+                        "INSERT INTO api_keys (id, name, role, aliases, hash, created_at, created_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&key.key.id)
+                    .bind(&key.key.name)
+                    .bind(key.key.role.as_str())
+                    .bind(sql::to_json(&aliases))
+                    .bind(&key.hash)
+                    .bind(key.key.created_at.as_millisecond())
+                    .bind(&key.key.created_by)
+                    .execute(&mut *tx)
+                    .await;
+                    if let Err(e) = inserted {
+                        if sql::is_unique_violation(&e) {
+                            return Err(StoreError::NameTaken {
+                                what: "API key",
+                                name: key.key.name.clone(),
+                            });
+                        }
+                        return Err(e.into());
+                    }
+                    super::insert_event(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+                    let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                    row.as_ref().map(api_key_from_row).transpose()
+                }
+
+                async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+                    let rows = sqlx::query("SELECT * FROM api_keys ORDER BY name")
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(|r| api_key_from_row(r).map(|k| k.key)).collect()
+                }
+
+                async fn revoke_api_key(&self, name: &str, at_ms: i64, event: &NewEvent) -> Result<bool> {
+                    let mut tx = self.writer().begin().await?;
+                    let done = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(at_ms)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    super::insert_event(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<()> {
+                    sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                        .bind(at_ms)
+                        .bind(id)
+                        .execute(self.writer())
+                        .await?;
+                    Ok(())
+                }
+
+                async fn upsert_job(
+                    &self,
+                    name: &str,
+                    schedule: &str,
+                    next_ms: Option<i64>,
+                    now_ms: i64,
+                ) -> Result<JobRecord> {
+                    let mut tx = self.writer().begin().await?;
+                    sqlx::query(
+                        "INSERT INTO jobs (name, schedule, next_run_at, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (name) DO UPDATE SET schedule = excluded.schedule, \
+                         next_run_at = excluded.next_run_at, updated_at = excluded.updated_at \
+                         WHERE jobs.schedule <> excluded.schedule",
+                    )
+                    .bind(name)
+                    .bind(schedule)
+                    .bind(next_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    let row = sqlx::query(&format!("{JOB_SELECT} WHERE name = $1"))
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    job_from_row(&row)
+                }
+
+                async fn jobs(&self) -> Result<Vec<JobRecord>> {
+                    let rows = sqlx::query(&format!("{JOB_SELECT} ORDER BY name"))
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(job_from_row).collect()
+                }
+
+                async fn set_job_next_run(&self, name: &str, next_ms: i64) -> Result<()> {
+                    sqlx::query("UPDATE jobs SET next_run_at = $1 WHERE name = $2")
+                        .bind(next_ms)
+                        .bind(name)
+                        .execute(self.writer())
+                        .await?;
+                    Ok(())
+                }
+
+                async fn claim_job(&self, claim: &JobClaim<'_>) -> Result<bool> {
+                    let free = "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < $3 OR lease_owner = $2)";
+                    let (statement, expected) = match claim.expected_next_ms {
+                        None => (
+                            format!("UPDATE jobs SET lease_owner = $2, lease_until = $4, next_run_at = COALESCE($5, next_run_at) WHERE name = $1 AND {free}"),
+                            None,
+                        ),
+                        Some(None) => (
+                            format!("UPDATE jobs SET lease_owner = $2, lease_until = $4, next_run_at = $5 WHERE name = $1 AND {free} AND next_run_at IS NULL"),
+                            None,
+                        ),
+                        Some(Some(at)) => (
+                            format!("UPDATE jobs SET lease_owner = $2, lease_until = $4, next_run_at = $5 WHERE name = $1 AND {free} AND next_run_at = $6"),
+                            Some(at),
+                        ),
+                    };
+                    let mut query = sqlx::query(&statement)
+                        .bind(claim.name)
+                        .bind(claim.owner)
+                        .bind(claim.now_ms)
+                        .bind(claim.lease_until_ms)
+                        .bind(claim.new_next_ms);
+                    if let Some(at) = expected {
+                        query = query.bind(at);
+                    }
+                    Ok(query.execute(self.writer()).await?.rows_affected() == 1)
+                }
+
+                async fn release_job(&self, name: &str, owner: &str) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE name = $1 AND lease_owner = $2",
+                    )
+                    .bind(name)
+                    .bind(owner)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn start_job_run(
+                    &self,
+                    job: &str,
+                    trigger: &str,
+                    owner: &str,
+                    started_ms: i64,
+                ) -> Result<i64> {
+                    let row = sqlx::query(
+                        "INSERT INTO job_runs (job, trigger, owner, started_at, outcome) \
+                         VALUES ($1, $2, $3, $4, 'running') RETURNING id",
+                    )
+                    .bind(job)
+                    .bind(trigger)
+                    .bind(owner)
+                    .bind(started_ms)
+                    .fetch_one(self.writer())
+                    .await?;
+                    Ok(row.try_get("id")?)
+                }
+
+                async fn finish_job_run(
+                    &self,
+                    id: i64,
+                    finished_ms: i64,
+                    outcome: &str,
+                    summary: &str,
+                    counts: &serde_json::Value,
+                ) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE job_runs SET finished_at = $1, outcome = $2, summary = $3, counts = $4 WHERE id = $5",
+                    )
+                    .bind(finished_ms)
+                    .bind(outcome)
+                    .bind(summary)
+                    .bind(sql::to_json(counts))
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn interrupt_stale_runs(&self, now_ms: i64) -> Result<Vec<String>> {
+                    let rows = sqlx::query(
+                        "UPDATE job_runs SET outcome = 'interrupted', finished_at = $1, \
+                         summary = 'the process running it stopped before it finished' \
+                         WHERE outcome = 'running' AND NOT EXISTS (SELECT 1 FROM jobs j \
+                         WHERE j.name = job_runs.job AND j.lease_owner = job_runs.owner AND j.lease_until >= $1) \
+                         RETURNING job",
+                    )
+                    .bind(now_ms)
+                    .fetch_all(self.writer())
+                    .await?;
+                    let mut jobs = rows
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("job"))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    jobs.sort();
+                    jobs.dedup();
+                    Ok(jobs)
+                }
+
+                async fn prune_job_runs(&self, before_ms: i64) -> Result<u64> {
+                    let done = sqlx::query(
+                        "DELETE FROM job_runs WHERE started_at < $1 AND outcome <> 'running'",
+                    )
+                    .bind(before_ms)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>> {
+                    let rows = match job {
+                        Some(job) => {
+                            sqlx::query(&format!("{RUN_SELECT} WHERE job = $1 ORDER BY id DESC LIMIT $2"))
+                                .bind(job)
+                                .bind(limit)
+                                .fetch_all(self.reader())
+                                .await?
+                        }
+                        None => {
+                            sqlx::query(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT $1"))
+                                .bind(limit)
+                                .fetch_all(self.reader())
+                                .await?
+                        }
+                    };
+                    rows.iter().map(run_from_row).collect()
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_service_store;

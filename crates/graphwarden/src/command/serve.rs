@@ -1,0 +1,110 @@
+//! `graphwarden serve`: the daemon. The API and health probes on `server.listen`, the scheduler
+//! in the background, until SIGTERM or Ctrl-C; then no new request or job starts, and those in
+//! flight get `server.shutdown_grace` to finish (an unfinished job resumes at the next start).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+use crate::command::Context;
+use crate::exit::{CliError, CliResult};
+
+fn duration(text: &str) -> CliResult<Duration> {
+    let d = graphwarden_core::duration::parse_duration(text)?;
+    Ok(Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(0)))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
+    let cfg = &ctx.loaded.config;
+    let listen = args.listen.unwrap_or_else(|| cfg.server.listen.clone());
+    let inventory = Arc::new(ctx.inventory().await?);
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let owner = format!("serve:{host}:{}", std::process::id());
+    let scheduler = ctx.scheduler(Arc::clone(&inventory), &owner)?;
+    scheduler
+        .register()
+        .await
+        .map_err(|e| CliError::config(e.to_string()))?;
+    let checker = graphwarden_lifecycle::Checker::new(
+        Arc::clone(&inventory),
+        ctx.graph()?,
+        Arc::clone(&ctx.clock),
+        ctx.check_policy()?,
+    );
+    let state = graphwarden_server::AppState::new(
+        Arc::clone(&inventory),
+        checker,
+        ctx.renewer(Arc::clone(&inventory))?,
+        Arc::clone(&ctx.clock),
+        scheduler.clone(),
+        graphwarden_server::ServerConfig {
+            body_limit: cfg.server.body_limit_bytes,
+            request_timeout: duration(&cfg.server.request_timeout)?,
+            rate_limit_per_minute: cfg.server.rate_limit_per_minute,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        CliError::new(
+            crate::exit::UNAVAILABLE,
+            format!("could not listen on {listen}: {e}"),
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
+    let grace = duration(&cfg.server.shutdown_grace)?;
+    // One signal stops both the server and the scheduler.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let scheduler_task = if cfg.scheduler.enabled {
+        let rx = stop_rx.clone();
+        let scheduler = scheduler.clone();
+        Some(tokio::spawn(async move { scheduler.run(stopped(rx)).await }))
+    } else {
+        None
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("Stopping: no new requests or jobs; letting those in flight finish.");
+        let _ = stop_tx.send(true);
+    });
+    // A line for people and scripts: where it listens.
+    println!("graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz)");
+    tracing::info!(%local, scheduler = cfg.scheduler.enabled, "Serving.");
+    graphwarden_server::launch_with_listener(state, listener, stopped(stop_rx), grace)
+        .await
+        .map_err(|e| CliError::new(crate::exit::IO, format!("the server stopped: {e}")))?;
+    if let Some(task) = scheduler_task {
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("Jobs were still running when the grace period ended; they resume at the next start.");
+        }
+    }
+    tracing::info!("Stopped.");
+    Ok(0)
+}
