@@ -14,6 +14,7 @@ pub mod error;
 pub mod inspect;
 pub mod parse;
 pub mod proof;
+pub mod signed_request;
 
 pub use api::{IssuedToken, MAX_BATCH, PageAccount};
 pub use classify::{Classification, GraphErrorInfo};
@@ -21,3 +22,4 @@ pub use client::{AppCredentials, GraphClient, GraphConfig, GraphResponse, Method
 pub use error::{GraphFailure, MetaError};
 pub use inspect::{Assessment, assess};
 pub use parse::DebugData;
+pub use signed_request::{SignedRequest, SignedRequestError, parse_signed_request, sign_request};

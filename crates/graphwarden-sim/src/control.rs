@@ -1,7 +1,11 @@
 //! The control API under `/__sim/` (enabled in tests, the demo, and `graphwarden sim --control`):
 //! the clock, the scenario, account events (password change, de-authorization with a real
-//! signed `signed_request` POST, app-secret reset, permission removal, page-role loss,
-//! checkpoint), faults, the call log, usage, minting tokens, and the login dialog's answer.
+//! signed `signed_request` POST, a data-deletion request likewise, app-secret reset, permission
+//! removal, page-role loss, checkpoint), faults, the call log, usage, minting tokens, and the
+//! login dialog's answer.
+//!
+//! The simulator signs its own callbacks (§6.2) with a few lines of `hmac` rather than use
+//! `graphwarden-meta`: the dependency arrow points from graphwarden to the simulator, never back.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -209,6 +213,76 @@ struct EventBody {
     app_id: Option<String>,
     page_id: Option<String>,
     permission: Option<String>,
+    /// `deauthorize` only: wait for the callback's answer instead of sending it in the
+    /// background.
+    wait: bool,
+}
+
+/// How long a callback may take (Meta's own limit is not documented).
+const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most of a callback's answer that a control reply repeats.
+const CALLBACK_BODY_LIMIT: usize = 64 * 1024;
+
+/// POST `signed_request=…` as a form to `url` (§6.2) and read the answer: the status and the
+/// body, as JSON when it is JSON.
+async fn post_callback(
+    http: &reqwest::Client,
+    url: &str,
+    signed: &str,
+) -> Result<(u16, Value), String> {
+    let response = http
+        .post(url)
+        .timeout(CALLBACK_TIMEOUT)
+        .form(&[("signed_request", signed)])
+        .send()
+        .await
+        .map_err(callback_error)?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.map_err(callback_error)?;
+    let bytes = &bytes[..bytes.len().min(CALLBACK_BODY_LIMIT)];
+    let body = serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
+    Ok((status, body))
+}
+
+fn callback_error(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("no answer within {} s", CALLBACK_TIMEOUT.as_secs())
+    } else {
+        // The chain names the cause (refused, reset, DNS); the URL is reported beside it.
+        let e = e.without_url();
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// The callback's outcome as a control reply shows it.
+fn callback_outcome(url: &str, result: Result<(u16, Value), String>) -> Value {
+    match result {
+        Ok((status, body)) => json!({ "url": url, "status": status, "body": body }),
+        Err(error) => json!({ "url": url, "error": error }),
+    }
+}
+
+/// Send a callback without holding up the control call; the outcome goes to the log.
+fn spawn_callback(http: reqwest::Client, event: &'static str, url: String, signed: String) {
+    tokio::spawn(async move {
+        match post_callback(&http, &url, &signed).await {
+            Ok((status, _)) => {
+                tracing::info!(%url, status, "The `{event}` callback answered HTTP {status}.");
+            }
+            Err(error) => {
+                tracing::warn!(%url, %error, "The `{event}` callback failed: {error}.");
+            }
+        }
+    });
 }
 
 /// `signed_request` (§6.2): base64url(HMAC-SHA256(secret, payload segment)) `.` base64url(JSON).
@@ -343,7 +417,8 @@ async fn event(sim: &Simulator, kind: &str, body: &[u8]) -> Response<Full<Bytes>
                 graph::deauthorize(&mut st, &user, &app);
                 (a.deauthorize_callback_url, a.secret)
             };
-            // §6.3: Meta POSTs a form with one field, `signed_request`.
+            // §6.3: a form with one field, `signed_request`. The event does not wait for the app
+            // unless asked to: a slow or dead endpoint must not hold up a test or a script.
             let mut result =
                 json!({ "event": kind, "user_id": user, "app_id": app, "callback": Value::Null });
             if let Some(url) = callback {
@@ -351,21 +426,54 @@ async fn event(sim: &Simulator, kind: &str, body: &[u8]) -> Response<Full<Bytes>
                     &secret,
                     &json!({ "algorithm": "HMAC-SHA256", "issued_at": now, "user_id": user }),
                 );
-                let sent = sim
-                    .http()
-                    .post(&url)
-                    .form(&[("signed_request", signed.as_str())])
-                    .send()
-                    .await;
-                result["callback"] = match sent {
-                    Ok(r) => json!({ "url": url, "status": r.status().as_u16() }),
-                    Err(err) => json!({ "url": url, "error": err.to_string() }),
+                result["callback"] = if e.wait {
+                    callback_outcome(&url, post_callback(sim.http(), &url, &signed).await)
+                } else {
+                    spawn_callback(sim.http().clone(), "deauthorize", url.clone(), signed);
+                    json!({ "url": url, "delivery": "background" })
                 };
             }
             reply(200, result)
         }
+        "data_deletion" => {
+            let (user, app) = match (need(&e.user_id, "user_id"), need(&e.app_id, "app_id")) {
+                (Ok(u), Ok(a)) => (u, a),
+                (Err(r), _) | (_, Err(r)) => return bad(r),
+            };
+            let Some(a) = sim.state().world.app(&app).cloned() else {
+                return bad(format!("no app `{app}`"));
+            };
+            // §6.4: the answer should be `{url, confirmation_code}`; the caller sees it as sent.
+            // Meta's example payload carries `expires` an hour after `issued_at`.
+            let mut result =
+                json!({ "event": kind, "user_id": user, "app_id": app, "callback": Value::Null });
+            if let Some(url) = a.data_deletion_callback_url {
+                let signed = signed_request(
+                    &a.secret,
+                    &json!({
+                        "algorithm": "HMAC-SHA256",
+                        "expires": now + 3600,
+                        "issued_at": now,
+                        "user_id": user,
+                    }),
+                );
+                let outcome = post_callback(sim.http(), &url, &signed).await;
+                match &outcome {
+                    Ok((status, _)) => tracing::info!(
+                        %url,
+                        status,
+                        "The `data_deletion` callback answered HTTP {status}."
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%url, %error, "The `data_deletion` callback failed: {error}.");
+                    }
+                }
+                result["callback"] = callback_outcome(&url, outcome);
+            }
+            reply(200, result)
+        }
         other => bad(format!(
-            "unknown event `{other}`; use password_change, deauthorize, app_secret_reset, permission_removal, page_role_loss or checkpoint"
+            "unknown event `{other}`; use password_change, deauthorize, data_deletion, app_secret_reset, permission_removal, page_role_loss or checkpoint"
         )),
     }
 }

@@ -54,8 +54,14 @@ pub struct App {
     pub require_app_secret: bool,
     /// `development_access` or `standard_access` (§8.2).
     pub access_tier: String,
+    /// Facebook Login → "Deauthorize Callback URL" (§6.3): the `deauthorize` event POSTs a
+    /// `signed_request` here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deauthorize_callback_url: Option<String>,
+    /// App settings → "Data Deletion Request URL" (§6.4): the `data_deletion` event POSTs a
+    /// `signed_request` here and reports the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_deletion_callback_url: Option<String>,
     /// Valid OAuth redirect URIs, matched exactly (Strict Mode, §3.2).
     pub redirect_uris: Vec<String>,
     /// Daily active users: the app allowance is 200 calls × users per hour (§8.1).
@@ -73,6 +79,7 @@ impl Default for App {
             require_app_secret: false,
             access_tier: "development_access".into(),
             deauthorize_callback_url: None,
+            data_deletion_callback_url: None,
             redirect_uris: Vec::new(),
             daily_active_users: 100,
             admins: Vec::new(),
@@ -522,6 +529,7 @@ impl World {
                 require_app_secret: false,
                 access_tier: "development_access".into(),
                 deauthorize_callback_url: None,
+                data_deletion_callback_url: None,
                 redirect_uris: vec![REDIRECT_URI.into()],
                 daily_active_users: 100,
                 admins: vec![USER_ANA.into()],
@@ -657,6 +665,34 @@ mod tests {
             "a token of an unknown app is refused"
         );
         assert!(World::parse("[[apps]]\nidd = 1").is_err());
+    }
+
+    #[test]
+    fn callback_urls_are_optional_and_survive_a_round_trip() {
+        let toml = r#"
+            [[apps]]
+            id = "1"
+            deauthorize_callback_url = "http://127.0.0.1:3000/deauth"
+            data_deletion_callback_url = "http://127.0.0.1:3000/deletion"
+            [[apps]]
+            id = "2"
+        "#;
+        let world = World::parse(toml).unwrap();
+        let text = serde_json::to_string(&world).unwrap();
+        let again = World::parse(&text).unwrap();
+        assert_eq!(
+            again.apps[0].data_deletion_callback_url.as_deref(),
+            Some("http://127.0.0.1:3000/deletion")
+        );
+        assert_eq!(
+            again.apps[0].deauthorize_callback_url.as_deref(),
+            Some("http://127.0.0.1:3000/deauth")
+        );
+        assert_eq!(again.apps[1].data_deletion_callback_url, None);
+        assert!(
+            !text.contains("null"),
+            "absent URLs are left out of the dump: {text}"
+        );
     }
 
     #[test]

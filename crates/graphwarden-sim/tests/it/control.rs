@@ -1,16 +1,10 @@
-//! The control API: clock, scenario, events (with a real signed de-authorization callback),
-//! faults, the call log.
+//! The control API: clock, scenario, events, faults, the call log. The callbacks that events
+//! send are in `callbacks.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use graphwarden_sim::world::ids;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::TestSim;
 
@@ -117,84 +111,6 @@ async fn scenarios_load_from_toml_and_json_and_bad_ones_are_refused() {
     );
     let dumped = sim.control("GET", "/scenario", Value::Null).await;
     assert_eq!(dumped.body["apps"][0]["id"], "42");
-}
-
-/// A one-request HTTP server that records what it was sent.
-async fn callback_server() -> (String, Arc<Mutex<Option<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/deauth", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(None));
-    let store = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut chunk).await.unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    *store.lock().unwrap() = Some(body.to_owned());
-                    break;
-                }
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await
-            .unwrap();
-    });
-    (url, seen)
-}
-
-#[tokio::test]
-async fn deauthorization_posts_a_signed_request_to_the_callback() {
-    let (url, seen) = callback_server().await;
-    let sim = TestSim::with_world(|w| w.apps[0].deauthorize_callback_url = Some(url.clone())).await;
-    let secret = sim.secret();
-    let result = sim
-        .control(
-            "POST",
-            "/events/deauthorize",
-            json!({ "user_id": ids::USER_ANA, "app_id": ids::APP }),
-        )
-        .await;
-    assert_eq!(result.body["callback"]["status"], 200, "{:?}", result.body);
-    let body = seen.lock().unwrap().clone().unwrap();
-    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let signed = &form["signed_request"];
-    let (sig, payload) = signed.split_once('.').unwrap();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(payload.as_bytes());
-    let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    assert_eq!(
-        sig.trim_end_matches('='),
-        expected,
-        "signed with the app secret (§6.2)"
-    );
-    let decoded: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(decoded["algorithm"], "HMAC-SHA256");
-    assert_eq!(decoded["user_id"], ids::USER_ANA);
-    assert!(decoded["issued_at"].is_i64());
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod batch;
+mod callbacks;
 mod control;
 mod debug_token;
 mod marketing;
