@@ -90,7 +90,9 @@ pub enum ScheduleError {
         schedule: String,
         reason: String,
     },
-    #[error("the time zone `{timezone}` of job `{job}` is unknown: use an IANA name like `Europe/Paris`, or `UTC`")]
+    #[error(
+        "the time zone `{timezone}` of job `{job}` is unknown: use an IANA name like `Europe/Paris`, or `UTC`"
+    )]
     BadTimeZone { job: String, timezone: String },
     #[error("the schedule `{schedule}` of job `{job}` never fires")]
     Never { job: String, schedule: String },
@@ -245,9 +247,7 @@ impl Scheduler {
         for name in store.interrupt_stale_runs(now.as_millisecond()).await? {
             if self.0.jobs.contains_key(&name) {
                 tracing::warn!(job = %name, "The last run of `{name}` was interrupted; it runs again now.");
-                store
-                    .set_job_next_run(&name, now.as_millisecond())
-                    .await?;
+                store.set_job_next_run(&name, now.as_millisecond()).await?;
             }
         }
         Ok(())
@@ -283,7 +283,9 @@ impl Scheduler {
             if !claimed {
                 continue;
             }
-            let late = now.duration_since(due) > SignedDuration::try_from(self.0.config.max_sleep * 2).unwrap_or(SignedDuration::MAX);
+            let late = now.duration_since(due)
+                > SignedDuration::try_from(self.0.config.max_sleep * 2)
+                    .unwrap_or(SignedDuration::MAX);
             let trigger = if late { "missed" } else { "schedule" };
             started.push(self.start(job.clone(), trigger, now).await?);
         }
@@ -334,13 +336,22 @@ impl Scheduler {
     async fn start(&self, job: Job, trigger: &str, now: Timestamp) -> Result<i64, ScheduleError> {
         let store = self.0.inventory.store();
         let id = store
-            .start_job_run(&job.spec.name, trigger, &self.0.config.owner, now.as_millisecond())
+            .start_job_run(
+                &job.spec.name,
+                trigger,
+                &self.0.config.owner,
+                now.as_millisecond(),
+            )
             .await?;
         tracing::info!(job = %job.spec.name, run = id, trigger, "Job `{}` started.", job.spec.name);
         let this = self.clone();
-        let mut running = self.0.running.lock().map_err(|_| StoreError::ConcurrentChange {
-            detail: "the scheduler's state was poisoned".into(),
-        })?;
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .map_err(|_| StoreError::ConcurrentChange {
+                detail: "the scheduler's state was poisoned".into(),
+            })?;
         running.spawn(async move { this.execute(job, id).await });
         Ok(id)
     }
@@ -400,7 +411,8 @@ impl Scheduler {
                     .await
                 {
                     Ok(report) => {
-                        let count = |s: Severity| report.tokens.iter().filter(|c| c.severity == s).count();
+                        let count =
+                            |s: Severity| report.tokens.iter().filter(|c| c.severity == s).count();
                         let (critical, warning, ok) = (
                             count(Severity::Critical),
                             count(Severity::Warning),
@@ -425,7 +437,11 @@ impl Scheduler {
                     for r in &report.tokens {
                         *counts.entry(r.outcome).or_default() += 1;
                     }
-                    let outcome = if report.exit_code() == 0 { "ok" } else { "warning" };
+                    let outcome = if report.exit_code() == 0 {
+                        "ok"
+                    } else {
+                        "warning"
+                    };
                     let summary = if counts.is_empty() {
                         "nothing was due".to_owned()
                     } else {
@@ -455,7 +471,12 @@ impl Scheduler {
                 {
                     Ok(n) => (
                         "ok",
-                        format!("{n} job run(s) older than {} deleted", graphwarden_core::duration::format_duration_short(self.0.config.run_retention)),
+                        format!(
+                            "{n} job run(s) older than {} deleted",
+                            graphwarden_core::duration::format_duration_short(
+                                self.0.config.run_retention
+                            )
+                        ),
                         json!({ "job_runs_deleted": n }),
                     ),
                     Err(e) => ("failed", e.to_string(), json!({})),
@@ -571,14 +592,26 @@ mod tests {
     fn schedules_follow_their_time_zone() {
         let at: Timestamp = "2026-11-23T07:30:00Z".parse().unwrap();
         let utc = job("0 8 * * *", "UTC").unwrap();
-        assert_eq!(utc.next_after(at).unwrap().to_string(), "2026-11-23T08:00:00Z");
+        assert_eq!(
+            utc.next_after(at).unwrap().to_string(),
+            "2026-11-23T08:00:00Z"
+        );
         // 08:00 in Paris is 07:00 UTC in winter: already past, so tomorrow.
         let paris = job("0 8 * * *", "Europe/Paris").unwrap();
-        assert_eq!(paris.next_after(at).unwrap().to_string(), "2026-11-24T07:00:00Z");
+        assert_eq!(
+            paris.next_after(at).unwrap().to_string(),
+            "2026-11-24T07:00:00Z"
+        );
         let six_hourly = job("0 */6 * * *", "UTC").unwrap();
-        assert_eq!(six_hourly.next_after(at).unwrap().to_string(), "2026-11-23T12:00:00Z");
+        assert_eq!(
+            six_hourly.next_after(at).unwrap().to_string(),
+            "2026-11-23T12:00:00Z"
+        );
         let monday = job("0 9 * * MON", "UTC").unwrap();
-        assert_eq!(monday.next_after(at).unwrap().to_string(), "2026-11-23T09:00:00Z");
+        assert_eq!(
+            monday.next_after(at).unwrap().to_string(),
+            "2026-11-23T09:00:00Z"
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl AppState {
         scheduler: Scheduler,
         config: ServerConfig,
     ) -> Self {
-        let per_minute = NonZeroU32::new(config.rate_limit_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_minute =
+            NonZeroU32::new(config.rate_limit_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute));
         Self(Arc::new(Inner {
             inventory,

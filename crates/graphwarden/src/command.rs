@@ -186,8 +186,14 @@ impl Context {
             self.check_policy()?,
         );
         let renewer = self.renewer(Arc::clone(&inventory))?;
-        graphwarden_server::Scheduler::new(inventory, checker, renewer, Arc::clone(&self.clock), config)
-            .map_err(|e| CliError::config(e.to_string()))
+        graphwarden_server::Scheduler::new(
+            inventory,
+            checker,
+            renewer,
+            Arc::clone(&self.clock),
+            config,
+        )
+        .map_err(|e| CliError::config(e.to_string()))
     }
 
     /// Where `key rotate-master` keeps the new master key until the database uses it.

@@ -40,19 +40,22 @@ impl From<graphwarden_store::App> for AppView {
 }
 
 /// Every registered app.
-#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/apps", operation_id = "list_apps", tag = "apps", security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<AppView>),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AppView>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<AppView>>, ApiError> {
     caller.require(Role::Reader)?;
     let apps = state.inventory().apps().await?;
     Ok(Json(apps.into_iter().map(AppView::from).collect()))
 }
 
 /// One app.
-#[utoipa::path(get, path = "/api/v1/apps/{app_id}", tag = "apps", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/apps/{app_id}", operation_id = "get_app", tag = "apps", security(("bearer" = [])),
     params(("app_id" = String, Path, description = "The Meta app id")),
     responses(
         (status = 200, body = AppView),

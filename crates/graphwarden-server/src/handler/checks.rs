@@ -77,7 +77,7 @@ pub struct CheckResult {
 }
 
 /// Inspect tokens now with `debug_token`, update the inventory, and report by urgency.
-#[utoipa::path(post, path = "/api/v1/checks", tag = "lifecycle", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/checks", operation_id = "run_check", tag = "lifecycle", security(("bearer" = [])),
     request_body(content = CheckRequest, description = "Which tokens; `{}` for all"),
     responses(
         (status = 200, body = CheckResult),

@@ -16,7 +16,7 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", operation_id = "liveness", tag = "health",
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn live() -> Json<Health> {
     Json(Health {
@@ -26,13 +26,18 @@ pub async fn live() -> Json<Health> {
 }
 
 /// Readiness: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", operation_id = "readiness", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "The store cannot be reached", body = Health),
     ))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let reachable = state.inventory().store().instance().await.is_ok_and(|i| i.is_some());
+    let reachable = state
+        .inventory()
+        .store()
+        .instance()
+        .await
+        .is_ok_and(|i| i.is_some());
     let (code, status) = if reachable {
         (StatusCode::OK, "ok")
     } else {

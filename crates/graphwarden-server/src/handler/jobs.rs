@@ -60,18 +60,21 @@ fn schedule_error(e: ScheduleError) -> ApiError {
 }
 
 /// Every scheduled job with its next and last run.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "list_jobs", tag = "jobs", security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<JobView>),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<JobView>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<JobView>>, ApiError> {
     caller.require(Role::Reader)?;
     Ok(Json(state.scheduler().jobs().await?))
 }
 
 /// The latest runs of one job, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs", operation_id = "job_runs", tag = "jobs", security(("bearer" = [])),
     params(("name" = String, Path, description = "The job's name"), Limit),
     responses(
         (status = 200, body = Vec<RunView>),
@@ -97,7 +100,7 @@ pub struct Started {
 }
 
 /// Run a job now; it runs in the background (follow it in its runs).
-#[utoipa::path(post, path = "/api/v1/jobs/{name}/run", tag = "jobs", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/run", operation_id = "run_job", tag = "jobs", security(("bearer" = [])),
     params(("name" = String, Path, description = "The job's name")),
     responses(
         (status = 202, body = Started),
@@ -110,7 +113,11 @@ pub async fn run(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
     caller.require(Role::Operator)?;
-    let run_id = state.scheduler().run_now(&name).await.map_err(schedule_error)?;
+    let run_id = state
+        .scheduler()
+        .run_now(&name)
+        .await
+        .map_err(schedule_error)?;
     tracing::info!(job = %name, run = run_id, actor = %caller.actor(), "Job `{name}` started by hand.");
     Ok((StatusCode::ACCEPTED, Json(Started { run_id })))
 }

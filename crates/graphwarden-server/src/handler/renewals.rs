@@ -41,7 +41,7 @@ pub struct RenewResult {
 }
 
 /// Renew what the renewal policy says is due (or, with `dry_run`, only say what would be done).
-#[utoipa::path(post, path = "/api/v1/renewals", tag = "lifecycle", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/renewals", operation_id = "run_renewal", tag = "lifecycle", security(("bearer" = [])),
     request_body(content = RenewRequest, description = "Which tokens, and whether to only preview"),
     responses(
         (status = 200, body = RenewResult),
@@ -55,14 +55,21 @@ pub async fn run(
 ) -> Result<Json<RenewResult>, ApiError> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
     // A preview changes nothing, so readers may ask for one.
-    caller.require(if request.dry_run { Role::Reader } else { Role::Operator })?;
+    caller.require(if request.dry_run {
+        Role::Reader
+    } else {
+        Role::Operator
+    })?;
     let renewer = state.renewer();
     let actor = caller.actor();
     let to_api = |e: graphwarden_lifecycle::renew::RenewError| match e {
         graphwarden_lifecycle::renew::RenewError::Store(s) => ApiError::from(s),
     };
     let report = if request.aliases.is_empty() {
-        renewer.renew_all(request.dry_run, &actor).await.map_err(to_api)?
+        renewer
+            .renew_all(request.dry_run, &actor)
+            .await
+            .map_err(to_api)?
     } else {
         let mut tokens = Vec::new();
         for a in &request.aliases {

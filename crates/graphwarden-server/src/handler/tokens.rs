@@ -153,7 +153,7 @@ pub(crate) fn alias(text: &str) -> Result<TokenAlias, ApiError> {
 }
 
 /// The tokens, filtered, ordered by alias.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", tag = "tokens", security(("bearer" = [])),
     params(TokenQuery),
     responses(
         (status = 200, body = Vec<TokenView>),
@@ -170,7 +170,7 @@ pub async fn list(
 }
 
 /// One token.
-#[utoipa::path(get, path = "/api/v1/tokens/{alias}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens/{alias}", operation_id = "get_token", tag = "tokens", security(("bearer" = [])),
     params(("alias" = String, Path, description = "The token's alias")),
     responses(
         (status = 200, body = TokenView),
@@ -186,7 +186,7 @@ pub async fn get(
 }
 
 /// Remove a token from the inventory (it is not revoked at Meta).
-#[utoipa::path(delete, path = "/api/v1/tokens/{alias}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/tokens/{alias}", operation_id = "delete_token", tag = "tokens", security(("bearer" = [])),
     params(("alias" = String, Path, description = "The token's alias")),
     responses(
         (status = 200, description = "The token as it was", body = TokenView),
@@ -206,7 +206,7 @@ pub async fn delete(
 }
 
 /// A token's events, oldest first.
-#[utoipa::path(get, path = "/api/v1/tokens/{alias}/events", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens/{alias}/events", operation_id = "token_events", tag = "tokens", security(("bearer" = [])),
     params(("alias" = String, Path, description = "The token's alias")),
     responses(
         (status = 200, body = Vec<EventView>),
@@ -223,7 +223,7 @@ pub async fn events(
 }
 
 /// The most recent events of the whole inventory, newest first.
-#[utoipa::path(get, path = "/api/v1/events", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/events", operation_id = "recent_events", tag = "tokens", security(("bearer" = [])),
     params(Limit),
     responses(
         (status = 200, body = Vec<EventView>),
@@ -253,7 +253,7 @@ pub struct SecretView {
 /// The current secret of a token, for the application that uses it: a consumer key naming the
 /// alias (or an admin key). Every fetch is recorded as a `token.revealed` event. Applications
 /// that fetch their token here, rather than keeping a copy, always have the renewed one.
-#[utoipa::path(get, path = "/api/v1/tokens/{alias}/secret", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens/{alias}/secret", operation_id = "fetch_token_secret", tag = "tokens", security(("bearer" = [])),
     params(("alias" = String, Path, description = "The token's alias")),
     responses(
         (status = 200, body = SecretView),

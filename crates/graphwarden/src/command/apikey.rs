@@ -54,8 +54,15 @@ pub async fn run(ctx: &Context, command: ApikeyCommand) -> CliResult<u8> {
             } else if keys.is_empty() {
                 println!("No API keys. Make one with `graphwarden apikey create`.");
             } else {
-                let mut table =
-                    output::table(&["NAME", "ID", "ROLE", "ALIASES", "CREATED", "LAST USED", "STATE"]);
+                let mut table = output::table(&[
+                    "NAME",
+                    "ID",
+                    "ROLE",
+                    "ALIASES",
+                    "CREATED",
+                    "LAST USED",
+                    "STATE",
+                ]);
                 for k in &keys {
                     table.add_row(vec![
                         Cell::new(&k.name),
@@ -70,7 +77,11 @@ pub async fn run(ctx: &Context, command: ApikeyCommand) -> CliResult<u8> {
                         ),
                         Cell::new(output::time(k.created_at)),
                         Cell::new(k.last_used_at.map(output::time).unwrap_or_default()),
-                        Cell::new(if k.revoked_at.is_some() { "revoked" } else { "active" }),
+                        Cell::new(if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }),
                     ]);
                 }
                 output::print_table(&table);

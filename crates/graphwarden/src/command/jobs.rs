@@ -22,7 +22,9 @@ fn schedule_error(e: ScheduleError) -> CliError {
 }
 
 fn print_runs(runs: &[graphwarden_store::JobRun]) {
-    let mut table = output::table(&["RUN", "JOB", "TRIGGER", "STARTED", "FINISHED", "OUTCOME", "SUMMARY"]);
+    let mut table = output::table(&[
+        "RUN", "JOB", "TRIGGER", "STARTED", "FINISHED", "OUTCOME", "SUMMARY",
+    ]);
     for r in runs {
         table.add_row(vec![
             Cell::new(r.id),
@@ -52,8 +54,9 @@ pub async fn run(ctx: &Context, args: JobsArgs) -> CliResult<u8> {
                 println!("No jobs are enabled (see `[scheduler.jobs]` in the configuration).");
                 return Ok(0);
             }
-            let mut table =
-                output::table(&["JOB", "KIND", "SCHEDULE", "NEXT RUN", "LAST RUN", "OUTCOME", "SUMMARY"]);
+            let mut table = output::table(&[
+                "JOB", "KIND", "SCHEDULE", "NEXT RUN", "LAST RUN", "OUTCOME", "SUMMARY",
+            ]);
             for j in &jobs {
                 let kind = serde_json::to_value(j.kind)
                     .ok()
@@ -70,14 +73,17 @@ pub async fn run(ctx: &Context, args: JobsArgs) -> CliResult<u8> {
                             .map(|r| output::time(r.started_at))
                             .unwrap_or_default(),
                     ),
+                    Cell::new(match (&j.running_on, &j.last_run) {
+                        (Some(on), _) => format!("running on {on}"),
+                        (None, Some(r)) => r.outcome.clone(),
+                        (None, None) => "never run".to_owned(),
+                    }),
                     Cell::new(
-                        match (&j.running_on, &j.last_run) {
-                            (Some(on), _) => format!("running on {on}"),
-                            (None, Some(r)) => r.outcome.clone(),
-                            (None, None) => "never run".to_owned(),
-                        },
+                        j.last_run
+                            .as_ref()
+                            .map(|r| r.summary.clone())
+                            .unwrap_or_default(),
                     ),
-                    Cell::new(j.last_run.as_ref().map(|r| r.summary.clone()).unwrap_or_default()),
                 ]);
             }
             output::print_table(&table);

@@ -11,7 +11,9 @@ use crate::exit::{CliError, CliResult};
 
 fn duration(text: &str) -> CliResult<Duration> {
     let d = graphwarden_core::duration::parse_duration(text)?;
-    Ok(Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(0)))
+    Ok(Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(0),
+    ))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -75,7 +77,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             format!("could not listen on {listen}: {e}"),
         )
     })?;
-    let local = listener.local_addr().map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
     let grace = duration(&cfg.server.shutdown_grace)?;
     // One signal stops both the server and the scheduler.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -85,7 +89,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
     let scheduler_task = if cfg.scheduler.enabled {
         let rx = stop_rx.clone();
         let scheduler = scheduler.clone();
-        Some(tokio::spawn(async move { scheduler.run(stopped(rx)).await }))
+        Some(tokio::spawn(
+            async move { scheduler.run(stopped(rx)).await },
+        ))
     } else {
         None
     };
@@ -102,7 +108,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         .map_err(|e| CliError::new(crate::exit::IO, format!("the server stopped: {e}")))?;
     if let Some(task) = scheduler_task {
         if tokio::time::timeout(grace, task).await.is_err() {
-            tracing::warn!("Jobs were still running when the grace period ended; they resume at the next start.");
+            tracing::warn!(
+                "Jobs were still running when the grace period ended; they resume at the next start."
+            );
         }
     }
     tracing::info!("Stopped.");

@@ -1,0 +1,6 @@
+//! The daemon's integration tests: the HTTP API over a real socket, against the simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod scheduler;
+mod support;

@@ -1,0 +1,228 @@
+//! A running daemon for tests: SQLite store, the simulator as Meta, a `ManualClock`, the API on
+//! a free port, and one key per role.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use graphwarden_core::{AppId, Role, TokenAlias, TokenKind};
+use graphwarden_lifecycle::{CheckPolicy, Checker, RenewPolicy, Renewer};
+use graphwarden_meta::{GraphClient, GraphConfig};
+use graphwarden_server::{AppState, JobKind, JobSpec, Scheduler, SchedulerConfig, ServerConfig};
+use graphwarden_sim::world::ids;
+use graphwarden_sim::{SimConfig, SimHandle, World};
+use graphwarden_store::{Inventory, NewApp, NewToken};
+use graphwarden_testkit::TestStore;
+use jiff::SignedDuration;
+use secrecy::{ExposeSecret, SecretString};
+
+pub struct Daemon {
+    pub store: TestStore,
+    pub inventory: Arc<Inventory>,
+    pub sim: SimHandle,
+    pub scheduler: Scheduler,
+    pub url: String,
+    pub keys: std::collections::HashMap<&'static str, String>,
+    pub http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub fn job(name: &str, kind: JobKind, schedule: &str) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        kind,
+        schedule: schedule.into(),
+        timezone: "UTC".into(),
+    }
+}
+
+pub async fn scheduler_for(
+    inventory: &Arc<Inventory>,
+    graph: &GraphClient,
+    clock: &graphwarden_testkit::ManualClock,
+    jobs: Vec<JobSpec>,
+    owner: &str,
+) -> Scheduler {
+    let clock: Arc<dyn graphwarden_core::Clock> = Arc::new(clock.clone());
+    let checker = Checker::new(
+        Arc::clone(inventory),
+        graph.clone(),
+        Arc::clone(&clock),
+        CheckPolicy::default(),
+    );
+    let renewer = Renewer::new(
+        Arc::clone(inventory),
+        graph.clone(),
+        Arc::clone(&clock),
+        RenewPolicy::default(),
+        SignedDuration::from_hours(24 * 7),
+        owner.to_owned(),
+    );
+    Scheduler::new(
+        Arc::clone(inventory),
+        checker,
+        renewer,
+        clock,
+        SchedulerConfig {
+            jobs,
+            jitter: Duration::ZERO,
+            owner: owner.to_owned(),
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+pub async fn spawn(config: ServerConfig) -> Daemon {
+    let store = TestStore::sqlite();
+    let clock = store.clock.clone();
+    let world = World::default_world(graphwarden_core::Clock::now(&clock).as_second());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = graphwarden_sim::start(
+        SimConfig {
+            world: Some(world),
+            control: true,
+            clock: Arc::new(clock.clone()),
+        },
+        listener,
+    )
+    .unwrap();
+    let inventory = Arc::new(store.initialize().await);
+    inventory
+        .add_app(
+            NewApp {
+                app_id: AppId::parse(ids::APP).unwrap(),
+                name: "sim".into(),
+                secret: SecretString::from(sim.simulator().app_secret(ids::APP).unwrap()),
+                approved: true,
+                notes: String::new(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    for (alias, label, kind) in [
+        ("ana", "ana-long-lived", TokenKind::User),
+        ("bot", "bot-never-expires", TokenKind::SystemUser),
+    ] {
+        inventory
+            .add_token(
+                NewToken {
+                    alias: TokenAlias::parse(alias).unwrap(),
+                    kind,
+                    app_id: AppId::parse(ids::APP).unwrap(),
+                    secret: SecretString::from(sim.simulator().token(label).unwrap()),
+                    meta_user_id: None,
+                    page_id: None,
+                    business_id: None,
+                    parent: None,
+                    owner: "ops@example.com".into(),
+                    requested_by: String::new(),
+                    purpose: "reporting".into(),
+                    scopes_needed: vec![],
+                    tags: vec![],
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    let graph = GraphClient::new(
+        GraphConfig {
+            base_url: sim.url().to_owned(),
+            timeout: Duration::from_secs(5),
+            retries: 1,
+            ..GraphConfig::default()
+        },
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let scheduler = scheduler_for(
+        &inventory,
+        &graph,
+        &clock,
+        vec![
+            job("inspect", JobKind::Inspect, "0 */6 * * *"),
+            job("renew", JobKind::Renew, "0 8 * * *"),
+            job("prune", JobKind::Prune, "30 3 * * *"),
+        ],
+        "test-daemon",
+    )
+    .await;
+    scheduler.register().await.unwrap();
+    let clock_dyn: Arc<dyn graphwarden_core::Clock> = Arc::new(clock.clone());
+    let state = AppState::new(
+        Arc::clone(&inventory),
+        Checker::new(
+            Arc::clone(&inventory),
+            graph.clone(),
+            Arc::clone(&clock_dyn),
+            CheckPolicy::default(),
+        ),
+        Renewer::new(
+            Arc::clone(&inventory),
+            graph.clone(),
+            Arc::clone(&clock_dyn),
+            RenewPolicy::default(),
+            SignedDuration::from_hours(24 * 7),
+            "test-api".into(),
+        ),
+        clock_dyn,
+        scheduler.clone(),
+        config,
+    );
+    let mut keys = std::collections::HashMap::new();
+    for (name, role, aliases) in [
+        ("admin", Role::Admin, vec![]),
+        ("operator", Role::Operator, vec![]),
+        ("reader", Role::Reader, vec![]),
+        (
+            "consumer",
+            Role::Consumer,
+            vec![TokenAlias::parse("ana").unwrap()],
+        ),
+    ] {
+        let (_, secret) = inventory
+            .create_api_key(name, role, aliases, "test")
+            .await
+            .unwrap();
+        keys.insert(name, secret.expose_secret().to_owned());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(graphwarden_server::launch_with_listener(
+        state,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    Daemon {
+        store,
+        inventory,
+        sim,
+        scheduler,
+        url,
+        keys,
+        http: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Daemon {
+    pub fn key(&self, role: &str) -> &str {
+        &self.keys[role]
+    }
+
+    pub fn request(&self, method: &str, path: &str, role: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.request(
+            reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap(),
+            format!("{}{path}", self.url),
+        );
+        match role {
+            Some(role) => r.bearer_auth(self.key(role)),
+            None => r,
+        }
+    }
+}
