@@ -26,8 +26,8 @@ pub use inventory::{
 };
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use sqlite::{SqliteOptions, SqliteStore};
 pub use service::{ApiKey, ApiKeyRecord, JobClaim, JobRecord, JobRun, ServiceStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::Store;
 
 /// A database URL fit to print: any password replaced by `***`.

@@ -84,8 +84,13 @@ pub trait ServiceStore: Send + Sync {
 
     /// Add the job, or change its schedule (then its next run is `next_ms`). A job whose
     /// schedule is unchanged keeps its stored next run: that is what survives a restart.
-    async fn upsert_job(&self, name: &str, schedule: &str, next_ms: Option<i64>, now_ms: i64)
-    -> Result<JobRecord>;
+    async fn upsert_job(
+        &self,
+        name: &str,
+        schedule: &str,
+        next_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<JobRecord>;
     async fn jobs(&self) -> Result<Vec<JobRecord>>;
     /// Make a job due at `next_ms` (to resume an interrupted run at once).
     async fn set_job_next_run(&self, name: &str, next_ms: i64) -> Result<()>;

@@ -27,7 +27,9 @@ fn key_id(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let ok = id.len() == 12
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && secret.len() == 64
         && secret.bytes().all(|b| b.is_ascii_hexdigit());
     ok.then_some(id)
@@ -50,9 +52,11 @@ impl Inventory {
         let name = free_text("name", name, 100, false)?;
         match (role, aliases.is_empty()) {
             (Role::Consumer, true) => {
-                return Err(StoreError::InvalidInput(graphwarden_core::InvalidInput::new(
-                    "a consumer key must name the tokens it may fetch (`--aliases a,b`)",
-                )));
+                return Err(StoreError::InvalidInput(
+                    graphwarden_core::InvalidInput::new(
+                        "a consumer key must name the tokens it may fetch (`--aliases a,b`)",
+                    ),
+                ));
             }
             (Role::Consumer, false) => {
                 for alias in &aliases {
@@ -60,9 +64,11 @@ impl Inventory {
                 }
             }
             (_, false) => {
-                return Err(StoreError::InvalidInput(graphwarden_core::InvalidInput::new(
-                    "only consumer keys are limited to aliases; other roles see every token",
-                )));
+                return Err(StoreError::InvalidInput(
+                    graphwarden_core::InvalidInput::new(
+                        "only consumer keys are limited to aliases; other roles see every token",
+                    ),
+                ));
             }
             (_, true) => {}
         }
@@ -90,7 +96,8 @@ impl Inventory {
             key: key.clone(),
         };
         let mut event = self.event(actor, "api_key.created");
-        event.detail = json!({ "name": key.name, "id": key.id, "role": key.role, "aliases": key.aliases });
+        event.detail =
+            json!({ "name": key.name, "id": key.id, "role": key.role, "aliases": key.aliases });
         self.store.insert_api_key(&record, &event).await?;
         Ok((key, full))
     }

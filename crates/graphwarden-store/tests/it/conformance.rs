@@ -1063,10 +1063,15 @@ pub async fn api_keys_are_shown_once_hashed_and_revocable(store: &TestStore) {
 
     // Names are unique; consumer keys must name existing tokens; others may not.
     assert!(matches!(
-        inv.create_api_key("ci", Role::Reader, vec![], "admin").await,
+        inv.create_api_key("ci", Role::Reader, vec![], "admin")
+            .await,
         Err(StoreError::NameTaken { .. })
     ));
-    assert!(inv.create_api_key("app", Role::Consumer, vec![], "admin").await.is_err());
+    assert!(
+        inv.create_api_key("app", Role::Consumer, vec![], "admin")
+            .await
+            .is_err()
+    );
     assert!(matches!(
         inv.create_api_key("app", Role::Consumer, vec![alias("nope")], "admin")
             .await,
@@ -1088,7 +1093,14 @@ pub async fn api_keys_are_shown_once_hashed_and_revocable(store: &TestStore) {
     assert!(inv.revoke_api_key("ci", "admin").await.is_err());
     let listed = inv.api_keys().await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().find(|k| k.name == "ci").unwrap().revoked_at.is_some());
+    assert!(
+        listed
+            .iter()
+            .find(|k| k.name == "ci")
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     let actions: Vec<String> = inv
         .recent_events(10)
         .await
@@ -1129,25 +1141,50 @@ pub async fn jobs_keep_their_next_run_and_one_claimant(store: &TestStore) {
         expected_next_ms: Some(Some(expected)),
         new_next_ms: Some(next),
     };
-    assert!(db.claim_job(&claim("a", 5_000, 5_000, 8_000)).await.unwrap());
+    assert!(
+        db.claim_job(&claim("a", 5_000, 5_000, 8_000))
+            .await
+            .unwrap()
+    );
     // Another instance that saw the old next run loses; so does one while the lease runs.
-    assert!(!db.claim_job(&claim("b", 5_001, 5_000, 8_000)).await.unwrap());
-    assert!(!db.claim_job(&claim("b", 5_050, 8_000, 11_000)).await.unwrap());
+    assert!(
+        !db.claim_job(&claim("b", 5_001, 5_000, 8_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.claim_job(&claim("b", 5_050, 8_000, 11_000))
+            .await
+            .unwrap()
+    );
     let run = db
         .start_job_run("inspect", "schedule", "a", 5_000)
         .await
         .unwrap();
     // Lease expired and the owner never finished: the run is marked interrupted.
     assert!(db.interrupt_stale_runs(5_050).await.unwrap().is_empty());
-    assert_eq!(db.interrupt_stale_runs(6_000).await.unwrap(), vec!["inspect".to_owned()]);
-    assert!(db.claim_job(&claim("b", 6_000, 8_000, 11_000)).await.unwrap());
+    assert_eq!(
+        db.interrupt_stale_runs(6_000).await.unwrap(),
+        vec!["inspect".to_owned()]
+    );
+    assert!(
+        db.claim_job(&claim("b", 6_000, 8_000, 11_000))
+            .await
+            .unwrap()
+    );
     let run2 = db
         .start_job_run("inspect", "manual", "b", 6_000)
         .await
         .unwrap();
-    db.finish_job_run(run2, 6_500, "ok", "12 tokens", &serde_json::json!({"tokens": 12}))
-        .await
-        .unwrap();
+    db.finish_job_run(
+        run2,
+        6_500,
+        "ok",
+        "12 tokens",
+        &serde_json::json!({"tokens": 12}),
+    )
+    .await
+    .unwrap();
     db.release_job("inspect", "b").await.unwrap();
     let runs = db.job_runs(Some("inspect"), 10).await.unwrap();
     assert_eq!(runs.len(), 2);
@@ -1173,11 +1210,17 @@ pub async fn jobs_keep_their_next_run_and_one_claimant(store: &TestStore) {
         .unwrap()
     );
     assert_eq!(
-        db.jobs().await.unwrap()[0].next_run_at.unwrap().as_millisecond(),
+        db.jobs().await.unwrap()[0]
+            .next_run_at
+            .unwrap()
+            .as_millisecond(),
         11_000
     );
     // Retention removes finished runs only.
-    let running = db.start_job_run("inspect", "manual", "c", 7_000).await.unwrap();
+    let running = db
+        .start_job_run("inspect", "manual", "c", 7_000)
+        .await
+        .unwrap();
     assert_eq!(db.prune_job_runs(8_000).await.unwrap(), 2);
     let left = db.job_runs(None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
