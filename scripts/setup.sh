@@ -3,6 +3,8 @@
 #  - the pinned Rust toolchain's rustfmt and clippy (rust-toolchain.toml)
 #  - cargo-nextest, when missing (from crates.io)
 #  - PostgreSQL, when missing (Debian packages), for the PostgreSQL half of the suite
+#  - Debian's prometheus-alertmanager and python3-aiosmtpd (an SMTP sink), when missing, which the
+#    graphwarden-notify tests start and deliver to
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +35,20 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 && [ "${GRAPHWARDEN_SKIP_POSTGRES:
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
   else
     log "PostgreSQL is not installed and apt-get is not available: the PostgreSQL tests will be skipped"
+  fi
+fi
+
+# The real receivers the graphwarden-notify tests deliver to (design.md §5). Debian's aiosmtpd
+# installs for Debian's /usr/bin/python3, which the tests run, not for a pyenv `python3` on PATH.
+notify_pkgs=()
+[ -x /usr/bin/prometheus-alertmanager ] || notify_pkgs+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || notify_pkgs+=(python3-aiosmtpd)
+if [ "${#notify_pkgs[@]}" -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing ${notify_pkgs[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${notify_pkgs[@]}" >/dev/null
+  else
+    log "${notify_pkgs[*]} not installed and apt-get is not available: the graphwarden-notify tests will fail"
   fi
 fi
