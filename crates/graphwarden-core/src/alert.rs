@@ -6,6 +6,23 @@
 //! receivers (webhook, Slack, email, Alertmanager). [`Notification`] is what a receiver is handed:
 //! one group of alerts, shaped like Alertmanager's own webhook payload (version 4), so anything
 //! that reads Alertmanager's webhooks reads ours.
+//!
+//! The engine itself, pure and driven by the time it is handed, lives in the submodules:
+//! [`matcher`] (label matchers), [`route`] (the routing tree), [`silence`], [`inhibit`]
+//! (inhibition rules and graphwarden's defaults) and [`dispatch`] (grouping, timers, and which
+//! notifications are due).
+
+pub mod dispatch;
+pub mod inhibit;
+pub mod matcher;
+pub mod route;
+pub mod silence;
+
+pub use dispatch::{AlertView, DispatchConfig, DispatchState, Dispatcher, GroupView};
+pub use inhibit::{InhibitRule, Inhibitor};
+pub use matcher::{MatchOp, Matcher, Matchers};
+pub use route::{GroupBy, ResolvedRoute, Route, RouteTree};
+pub use silence::{Silence, SilenceState};
 
 use std::collections::BTreeMap;
 
