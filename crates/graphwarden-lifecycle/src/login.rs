@@ -89,6 +89,21 @@ pub async fn complete(
         None => None,
     };
     if let Some(token) = existing {
+        // A login replaces a token only with one for the same person: otherwise anyone able to
+        // complete a login could swap a colleague's token for their own.
+        if let Some(recorded) = &token.meta_user_id {
+            let (data, _) = graph.debug_token(&long.token, &app).await?;
+            if data
+                .user_id
+                .as_deref()
+                .is_some_and(|seen| seen != recorded.as_str())
+            {
+                return Err(DeriveError::Refused(format!(
+                    "`{}` belongs to Meta user {recorded}, but this login was by another user; log in as that user, or store the new token under another alias",
+                    token.alias
+                )));
+            }
+        }
         return match renewer
             .replace_secret(&token, &long.token, "login", actor)
             .await?

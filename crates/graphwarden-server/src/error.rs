@@ -153,11 +153,13 @@ pub async fn with_request_id(request: Request, next: Next) -> Response {
     REQUEST_ID
         .scope(id.clone(), async move {
             let mut response = next.run(request).await;
-            let is_json = response
+            // Bodies axum or tower made (none, or plain text) get our JSON shape; pages and
+            // JSON made by handlers are left as they are.
+            let plain_or_none = response
                 .headers()
                 .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            if !is_json {
+                .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+            if plain_or_none {
                 let plain = match response.status() {
                     StatusCode::REQUEST_TIMEOUT => Some(ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,

@@ -7,6 +7,8 @@ pub mod apps;
 pub mod checks;
 pub mod health;
 pub mod jobs;
+pub mod meta;
+pub mod oauth;
 pub mod renewals;
 pub mod tokens;
 

@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 pub use scheduler::{JobKind, JobSpec, Scheduler, SchedulerConfig};
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, ServerConfig, Services};
 
 /// The whole HTTP application: every route of the API and the health probes.
 pub fn router(state: AppState) -> Router {

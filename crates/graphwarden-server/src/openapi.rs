@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handler::{apps, checks, health, jobs, renewals, tokens};
+use crate::handler::{apps, checks, health, jobs, meta, oauth, renewals, tokens};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::state::AppState;
         (name = "tokens", description = "The token inventory and its event log"),
         (name = "lifecycle", description = "Inspection and renewal, now"),
         (name = "jobs", description = "The scheduler"),
+        (name = "meta", description = "Meta's callbacks and the browser login: no API key, each request proves itself (a signed_request, a signed link, an OAuth state)"),
     )
 )]
 struct ApiDoc;
@@ -57,6 +58,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::events))
         .routes(routes!(tokens::secret))
         .routes(routes!(tokens::recent_events))
+        .routes(routes!(tokens::relogin_link))
+        .routes(routes!(meta::deauthorize))
+        .routes(routes!(meta::data_deletion))
+        .routes(routes!(meta::deletion_status))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
         .routes(routes!(checks::run))
         .routes(routes!(renewals::run))
         .routes(routes!(jobs::list))

@@ -1,13 +1,15 @@
 //! What every request handler shares: the inventory, the lifecycle workers, the scheduler, and
 //! the limits of the API.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use graphwarden_core::Clock;
 use graphwarden_lifecycle::{Checker, Renewer};
+use graphwarden_meta::GraphClient;
 use graphwarden_store::Inventory;
 
 use crate::scheduler::Scheduler;
@@ -21,6 +23,12 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Requests per minute allowed per API key (bursts up to the same number).
     pub rate_limit_per_minute: u32,
+    /// The address people and Meta reach this server at (`https://graphwarden.example.com`),
+    /// for re-login links, OAuth redirects and data-deletion status pages; when unset, the
+    /// request's `Host` over plain HTTP.
+    pub public_url: Option<String>,
+    /// How long a re-login link stays valid.
+    pub link_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +37,8 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(300),
             rate_limit_per_minute: 600,
+            public_url: None,
+            link_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -37,14 +47,32 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// The workers the API drives.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub inventory: Arc<Inventory>,
+    pub graph: GraphClient,
+    pub checker: Checker,
+    pub renewer: Renewer,
+    pub clock: Arc<dyn Clock>,
+    pub scheduler: Scheduler,
+}
+
 struct Inner {
-    inventory: Arc<Inventory>,
-    checker: Checker,
-    renewer: Renewer,
-    clock: Arc<dyn Clock>,
-    scheduler: Scheduler,
+    services: Services,
     config: ServerConfig,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Browser logins in progress, by their `state`.
+    logins: Mutex<HashMap<String, PendingLogin>>,
+}
+
+/// A browser login between `/oauth/start` and `/oauth/callback`.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingLogin {
+    pub app_id: graphwarden_core::AppId,
+    pub alias: Option<graphwarden_core::TokenAlias>,
+    pub redirect_uri: String,
+    pub started: jiff::Timestamp,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,50 +84,58 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        inventory: Arc<Inventory>,
-        checker: Checker,
-        renewer: Renewer,
-        clock: Arc<dyn Clock>,
-        scheduler: Scheduler,
-        config: ServerConfig,
-    ) -> Self {
+    pub fn new(services: Services, config: ServerConfig) -> Self {
         let per_minute =
             NonZeroU32::new(config.rate_limit_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute));
         Self(Arc::new(Inner {
-            inventory,
-            checker,
-            renewer,
-            clock,
-            scheduler,
+            services,
             config,
             limiter,
+            logins: Mutex::new(HashMap::new()),
         }))
     }
 
     pub fn inventory(&self) -> &Arc<Inventory> {
-        &self.0.inventory
+        &self.0.services.inventory
+    }
+
+    pub fn graph(&self) -> &GraphClient {
+        &self.0.services.graph
     }
 
     pub fn checker(&self) -> &Checker {
-        &self.0.checker
+        &self.0.services.checker
     }
 
     pub fn renewer(&self) -> &Renewer {
-        &self.0.renewer
+        &self.0.services.renewer
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.0.clock
+        &self.0.services.clock
     }
 
     pub fn scheduler(&self) -> &Scheduler {
-        &self.0.scheduler
+        &self.0.services.scheduler
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
+    }
+
+    /// Remember a browser login under `state`, forgetting those older than an hour.
+    pub(crate) fn start_login(&self, state: String, login: PendingLogin) {
+        if let Ok(mut logins) = self.0.logins.lock() {
+            let cutoff = login.started - jiff::SignedDuration::from_hours(1);
+            logins.retain(|_, l| l.started > cutoff);
+            logins.insert(state, login);
+        }
+    }
+
+    /// Take the login started under `state` (each state works once).
+    pub(crate) fn take_login(&self, state: &str) -> Option<PendingLogin> {
+        self.0.logins.lock().ok()?.remove(state)
     }
 
     /// Whether the key may make another request now.

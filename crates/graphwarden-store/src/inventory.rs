@@ -2,6 +2,7 @@
 //! way down and opened on the way up, every change written with its event.
 
 mod access;
+mod callback;
 
 use std::collections::BTreeMap;
 use std::fmt;

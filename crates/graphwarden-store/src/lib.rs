@@ -26,7 +26,9 @@ pub use inventory::{
 };
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use service::{ApiKey, ApiKeyRecord, JobClaim, JobRecord, JobRun, ServiceStore};
+pub use service::{
+    ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun, ServiceStore,
+};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::Store;
 

@@ -59,6 +59,19 @@ pub struct JobRun {
     pub counts: serde_json::Value,
 }
 
+/// A data-deletion request Meta forwarded for a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletionRequest {
+    /// The confirmation code Meta shows the user.
+    pub code: String,
+    pub app_id: String,
+    /// The app-scoped user id.
+    pub user_id: String,
+    pub requested_at: Timestamp,
+    pub status: String,
+    pub detail: String,
+}
+
 /// Claiming a job: take its lease and move its next run time, in one statement.
 #[derive(Debug, Clone)]
 pub struct JobClaim<'a> {
@@ -118,6 +131,13 @@ pub trait ServiceStore: Send + Sync {
     async fn interrupt_stale_runs(&self, now_ms: i64) -> Result<Vec<String>>;
     /// Delete finished runs that started before `before_ms`; returns how many.
     async fn prune_job_runs(&self, before_ms: i64) -> Result<u64>;
+    /// Record a data-deletion request with its event.
+    async fn insert_deletion_request(
+        &self,
+        request: &DeletionRequest,
+        event: &NewEvent,
+    ) -> Result<()>;
+    async fn deletion_request(&self, code: &str) -> Result<Option<DeletionRequest>>;
     /// The latest runs, newest first, of one job or all.
     async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
 }

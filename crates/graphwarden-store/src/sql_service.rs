@@ -10,7 +10,9 @@ macro_rules! impl_service_store {
 
             use $crate::error::{Result, StoreError};
             use $crate::model::NewEvent;
-            use $crate::service::{ApiKey, ApiKeyRecord, JobClaim, JobRecord, JobRun, ServiceStore};
+            use $crate::service::{
+                ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun, ServiceStore,
+            };
             use $crate::sql;
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -293,6 +295,49 @@ macro_rules! impl_service_store {
                     .execute(self.writer())
                     .await?;
                     Ok(done.rows_affected())
+                }
+
+                async fn insert_deletion_request(
+                    &self,
+                    request: &DeletionRequest,
+                    event: &NewEvent,
+                ) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    sqlx::query(
+                        "INSERT INTO data_deletion_requests (code, app_id, user_id, requested_at, status, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&request.code)
+                    .bind(&request.app_id)
+                    .bind(&request.user_id)
+                    .bind(request.requested_at.as_millisecond())
+                    .bind(&request.status)
+                    .bind(&request.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                    super::insert_event(&mut tx, event).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn deletion_request(&self, code: &str) -> Result<Option<DeletionRequest>> {
+                    let row = sqlx::query(
+                        "SELECT code, app_id, user_id, requested_at, status, detail FROM data_deletion_requests WHERE code = $1",
+                    )
+                    .bind(code)
+                    .fetch_optional(self.reader())
+                    .await?;
+                    row.map(|row| {
+                        Ok(DeletionRequest {
+                            code: row.try_get("code")?,
+                            app_id: row.try_get("app_id")?,
+                            user_id: row.try_get("user_id")?,
+                            requested_at: sql::ts(row.try_get("requested_at")?)?,
+                            status: row.try_get("status")?,
+                            detail: row.try_get("detail")?,
+                        })
+                    })
+                    .transpose()
                 }
 
                 async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>> {

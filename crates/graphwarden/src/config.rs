@@ -57,6 +57,8 @@ pub struct ServerSettings {
     pub request_timeout: String,
     pub rate_limit_per_minute: u32,
     pub shutdown_grace: String,
+    pub public_url: String,
+    pub link_ttl: String,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +69,8 @@ impl Default for ServerSettings {
             request_timeout: "5m".to_owned(),
             rate_limit_per_minute: 600,
             shutdown_grace: "30s".to_owned(),
+            public_url: String::new(),
+            link_ttl: "7d".to_owned(),
         }
     }
 }
@@ -478,6 +482,7 @@ fn validate(config: &Config) -> Result<(), CliError> {
     for (key, value) in [
         ("server.request_timeout", &config.server.request_timeout),
         ("server.shutdown_grace", &config.server.shutdown_grace),
+        ("server.link_ttl", &config.server.link_ttl),
         ("scheduler.jitter", &config.scheduler.jitter),
         ("scheduler.run_retention", &config.scheduler.run_retention),
     ] {
@@ -494,6 +499,12 @@ fn validate(config: &Config) -> Result<(), CliError> {
                 config.server.listen
             ))
         })?;
+    let public = config.server.public_url.trim();
+    if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {
+        return Err(CliError::config(format!(
+            "`server.public_url` must be an http(s) URL such as https://graphwarden.example.com, not `{public}`"
+        )));
+    }
     if config.server.body_limit_bytes < 1024 || config.server.rate_limit_per_minute == 0 {
         return Err(CliError::config(
             "`server.body_limit_bytes` must be at least 1024 and `server.rate_limit_per_minute` at least 1",

@@ -281,3 +281,35 @@ pub async fn secret(
         },
     }))
 }
+
+/// A re-login link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloginLink {
+    /// Open in a browser, log in to Meta as the token's user: the token is replaced.
+    pub url: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+/// Make a signed re-login link for a token renewal cannot save: whoever opens it before it
+/// expires can log in (as the token's own Meta user) and replace the token, without a key.
+#[utoipa::path(post, path = "/api/v1/tokens/{alias}/relogin-link", operation_id = "make_relogin_link", tag = "tokens", security(("bearer" = [])),
+    params(("alias" = String, Path, description = "The token's alias")),
+    responses(
+        (status = 200, body = ReloginLink),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub async fn relogin_link(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    caller: Caller,
+    Path(a): Path<String>,
+) -> Result<Json<ReloginLink>, ApiError> {
+    caller.require(Role::Operator)?;
+    let token = state.inventory().token(&alias(&a)?).await?;
+    let base = crate::handler::meta::base_url(&state, &headers);
+    let (url, expires_at) =
+        crate::handler::oauth::relogin_link(&state, &base, &token.app_id, &token.alias)?;
+    tracing::info!(alias = %token.alias, actor = %caller.actor(), "A re-login link for `{}` was made.", token.alias);
+    Ok(Json(ReloginLink { url, expires_at }))
+}

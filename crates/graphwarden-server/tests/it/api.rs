@@ -17,6 +17,10 @@ fn needed(method: &str, path: &str) -> Option<&'static str> {
             Some("operator")
         }
         ("delete", "/api/v1/tokens/{alias}") => Some("admin"),
+        ("post", "/api/v1/tokens/{alias}/relogin-link") => Some("operator"),
+        // Meta's callbacks and the browser login take no key: each request proves itself
+        // (tested in `callbacks`).
+        (_, p) if p.starts_with("/meta/") || p.starts_with("/oauth/") => Some("self"),
         ("get", "/api/v1/tokens/{alias}/secret") => Some("consumer"),
         _ => panic!("{method} {path} is not in the test's table of roles"),
     }
@@ -37,6 +41,9 @@ async fn every_route_is_documented_and_refuses_missing_wrong_and_small_keys() {
         for method in item.as_object().unwrap().keys() {
             routes += 1;
             let url = concrete(path);
+            if needed(method, path) == Some("self") {
+                continue;
+            }
             let Some(role) = needed(method, path) else {
                 let r = d.request(method, &url, None).send().await.unwrap();
                 assert_eq!(r.status(), 200, "{method} {path} answers without a key");

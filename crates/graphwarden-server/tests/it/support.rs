@@ -7,7 +7,9 @@ use std::time::Duration;
 use graphwarden_core::{AppId, Role, TokenAlias, TokenKind};
 use graphwarden_lifecycle::{CheckPolicy, Checker, RenewPolicy, Renewer};
 use graphwarden_meta::{GraphClient, GraphConfig};
-use graphwarden_server::{AppState, JobKind, JobSpec, Scheduler, SchedulerConfig, ServerConfig};
+use graphwarden_server::{
+    AppState, JobKind, JobSpec, Scheduler, SchedulerConfig, ServerConfig, Services,
+};
 use graphwarden_sim::world::ids;
 use graphwarden_sim::{SimConfig, SimHandle, World};
 use graphwarden_store::{Inventory, NewApp, NewToken};
@@ -23,6 +25,7 @@ pub struct Daemon {
     pub url: String,
     pub keys: std::collections::HashMap<&'static str, String>,
     pub http: reqwest::Client,
+    pub graph: GraphClient,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -75,7 +78,15 @@ pub async fn scheduler_for(
 pub async fn spawn(config: ServerConfig) -> Daemon {
     let store = TestStore::sqlite();
     let clock = store.clock.clone();
-    let world = World::default_world(graphwarden_core::Clock::now(&clock).as_second());
+    // The API's address first, so the simulated app can call its callbacks there.
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", api_listener.local_addr().unwrap());
+    let mut world = World::default_world(graphwarden_core::Clock::now(&clock).as_second());
+    for app in &mut world.apps {
+        app.deauthorize_callback_url = Some(format!("{url}/meta/deauthorize/{}", app.id));
+        app.data_deletion_callback_url = Some(format!("{url}/meta/data-deletion/{}", app.id));
+        app.redirect_uris.push(format!("{url}/oauth/callback"));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = graphwarden_sim::start(
         SimConfig {
@@ -151,23 +162,26 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
     scheduler.register().await.unwrap();
     let clock_dyn: Arc<dyn graphwarden_core::Clock> = Arc::new(clock.clone());
     let state = AppState::new(
-        Arc::clone(&inventory),
-        Checker::new(
-            Arc::clone(&inventory),
-            graph.clone(),
-            Arc::clone(&clock_dyn),
-            CheckPolicy::default(),
-        ),
-        Renewer::new(
-            Arc::clone(&inventory),
-            graph.clone(),
-            Arc::clone(&clock_dyn),
-            RenewPolicy::default(),
-            SignedDuration::from_hours(24 * 7),
-            "test-api".into(),
-        ),
-        clock_dyn,
-        scheduler.clone(),
+        Services {
+            inventory: Arc::clone(&inventory),
+            graph: graph.clone(),
+            checker: Checker::new(
+                Arc::clone(&inventory),
+                graph.clone(),
+                Arc::clone(&clock_dyn),
+                CheckPolicy::default(),
+            ),
+            renewer: Renewer::new(
+                Arc::clone(&inventory),
+                graph.clone(),
+                Arc::clone(&clock_dyn),
+                RenewPolicy::default(),
+                SignedDuration::from_hours(24 * 7),
+                "test-api".into(),
+            ),
+            clock: clock_dyn,
+            scheduler: scheduler.clone(),
+        },
         config,
     );
     let mut keys = std::collections::HashMap::new();
@@ -187,8 +201,7 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
             .unwrap();
         keys.insert(name, secret.expose_secret().to_owned());
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener = api_listener;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(graphwarden_server::launch_with_listener(
         state,
@@ -205,12 +218,28 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
         scheduler,
         url,
         keys,
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        graph,
         _stop: stop,
     }
 }
 
 impl Daemon {
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.http
+            .post(format!("{}/__sim{path}", self.sim.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn key(&self, role: &str) -> &str {
         &self.keys[role]
     }

@@ -53,22 +53,36 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         .register()
         .await
         .map_err(|e| CliError::config(e.to_string()))?;
+    let graph = ctx.graph()?;
     let checker = graphwarden_lifecycle::Checker::new(
         Arc::clone(&inventory),
-        ctx.graph()?,
+        graph.clone(),
         Arc::clone(&ctx.clock),
         ctx.check_policy()?,
     );
+    let public_url = Some(
+        cfg.server
+            .public_url
+            .trim()
+            .trim_end_matches('/')
+            .to_owned(),
+    )
+    .filter(|u| !u.is_empty());
     let state = graphwarden_server::AppState::new(
-        Arc::clone(&inventory),
-        checker,
-        ctx.renewer(Arc::clone(&inventory))?,
-        Arc::clone(&ctx.clock),
-        scheduler.clone(),
+        graphwarden_server::Services {
+            inventory: Arc::clone(&inventory),
+            graph,
+            checker,
+            renewer: ctx.renewer(Arc::clone(&inventory))?,
+            clock: Arc::clone(&ctx.clock),
+            scheduler: scheduler.clone(),
+        },
         graphwarden_server::ServerConfig {
             body_limit: cfg.server.body_limit_bytes,
             request_timeout: duration(&cfg.server.request_timeout)?,
             rate_limit_per_minute: cfg.server.rate_limit_per_minute,
+            public_url,
+            link_ttl: duration(&cfg.server.link_ttl)?,
         },
     );
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
