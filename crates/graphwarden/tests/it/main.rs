@@ -10,5 +10,6 @@ mod postgres;
 mod renewal;
 mod rotation;
 mod secrets;
+mod serve;
 mod sim;
 mod support;

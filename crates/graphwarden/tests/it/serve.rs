@@ -1,0 +1,171 @@
+//! `graphwarden serve`, `apikey` and `jobs` as an operator uses them: the real binary, a real
+//! socket, a real SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::Gw;
+
+fn create_key(gw: &Gw, name: &str, role: &str, extra: &[&str]) -> String {
+    let mut args = vec!["apikey", "create", "--name", name, "--role", role];
+    args.extend_from_slice(extra);
+    let out = gw.run(&args).ok();
+    let key = out.stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("gwk_"), "{}", out.transcript());
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "the key alone on standard output"
+    );
+    assert!(!out.stderr.contains(&key));
+    key
+}
+
+#[test]
+fn api_keys_are_printed_once_and_stored_hashed() {
+    let gw = Gw::with_app();
+    let key = create_key(&gw, "ci", "operator", &[]);
+    let list = gw.run(&["apikey", "list", "--json"]).ok();
+    assert!(!list.stdout.contains(&key));
+    let keys: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(keys[0]["name"], "ci");
+    assert_eq!(keys[0]["role"], "operator");
+    assert!(!graphwarden_testkit::contains_secret(
+        &gw.database_bytes(),
+        &key
+    ));
+
+    // A consumer names its tokens, and they must exist; names are unique.
+    let out = gw.run(&["apikey", "create", "--name", "etl", "--role", "consumer"]);
+    assert_eq!(out.code, 64, "{}", out.transcript());
+    let out = gw.run(&[
+        "apikey",
+        "create",
+        "--name",
+        "etl",
+        "--role",
+        "consumer",
+        "--aliases",
+        "nope",
+    ]);
+    assert_eq!(out.code, 66, "{}", out.transcript());
+    let out = gw.run(&["apikey", "create", "--name", "ci", "--role", "reader"]);
+    assert_eq!(out.code, 65, "{}", out.transcript());
+    let out = gw.run(&["apikey", "create", "--name", "x", "--role", "root"]);
+    assert_eq!(out.code, 64, "{}", out.transcript());
+
+    gw.run(&["apikey", "revoke", "ci"]).ok();
+    let out = gw.run(&["apikey", "revoke", "ci"]);
+    assert_eq!(out.code, 66, "{}", out.transcript());
+}
+
+#[test]
+fn jobs_are_listed_and_run_by_hand() {
+    let gw = Gw::with_app();
+    let out = gw.run(&["jobs", "--json"]).ok();
+    let jobs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let names: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inspect", "prune", "renew"]);
+    assert!(jobs[0]["next_run_at"].is_string());
+
+    let out = gw.run(&["jobs", "run", "prune", "--json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(run["outcome"], "ok");
+    assert_eq!(run["trigger"], "manual");
+    let out = gw.run(&["jobs", "runs", "prune"]).ok();
+    assert!(out.stdout.contains("manual"), "{}", out.transcript());
+    let out = gw.run(&["jobs", "run", "nope"]);
+    assert_eq!(out.code, 66, "{}", out.transcript());
+
+    // A job can be switched off, and a bad schedule is a configuration error.
+    let mut gw2 = Gw::with_app();
+    gw2.env.push((
+        "GRAPHWARDEN_SCHEDULER__JOBS__RENEW__ENABLED".into(),
+        "false".into(),
+    ));
+    let out = gw2.run(&["jobs", "--json"]).ok();
+    assert!(!out.stdout.contains("\"renew\""));
+    gw2.env.push((
+        "GRAPHWARDEN_SCHEDULER__JOBS__INSPECT__SCHEDULE".into(),
+        "every day".into(),
+    ));
+    let out = gw2.run(&["jobs"]);
+    assert_eq!(out.code, 78, "{}", out.transcript());
+    assert!(out.stderr.contains("every day"), "{}", out.transcript());
+}
+
+#[test]
+fn serve_answers_with_keys_and_stops_cleanly_on_sigterm() {
+    let gw = Gw::with_app();
+    let key = create_key(&gw, "ops", "admin", &[]);
+    let mut child = gw
+        .command(&["serve", "--listen", "127.0.0.1:0", "--log-level", "trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches("/api/v1")
+        .to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let health = http.get(format!("{url}/readyz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let r = http.get(format!("{url}/api/v1/apps")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let apps: serde_json::Value = http
+            .get(format!("{url}/api/v1/apps"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(apps[0]["app_id"], crate::support::APP_ID);
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            waited < Duration::from_secs(15),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(code.success(), "{log}");
+    assert!(log.contains("Stopped."), "{log}");
+    // Trace-level logs of a whole session never show the key.
+    assert!(!log.contains(&key[12..]), "the key leaked into the log");
+}
