@@ -57,7 +57,9 @@ code=0; gw check || code=$?; echo "exit code: $code"
 
 say "Two months pass"
 curl -s -X POST "$SIM/__sim/clock" -d '{"advance":"61d"}' >/dev/null
-gw check etl-bot --json | python3 -c "import json,sys; [print(r['alias'], r['status'], '-', r['action']) for r in json.load(sys.stdin)]"
+code=0; gw check etl-bot --json > "$WORK/check.json" || code=$?
+python3 -c "import json,sys; [print(r['alias'], r['status'], '-', r['action']) for r in json.load(open('$WORK/check.json'))]"
+echo "exit code: $code"
 
 say "What happened to ana, from the append-only event log"
 gw token events ana
