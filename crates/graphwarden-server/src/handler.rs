@@ -3,6 +3,7 @@
 //! Handlers are thin: they check the caller's role, call the inventory, the lifecycle workers or
 //! the scheduler, and turn the result into one of the views below. Times are RFC 3339 strings.
 
+pub mod alerts;
 pub mod apps;
 pub mod checks;
 pub mod health;
@@ -10,6 +11,7 @@ pub mod jobs;
 pub mod meta;
 pub mod oauth;
 pub mod renewals;
+pub mod silences;
 pub mod tokens;
 
 use jiff::Timestamp;

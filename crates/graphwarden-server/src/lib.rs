@@ -6,6 +6,7 @@
 //! (`graphwarden-meta`), lifecycle policy (`graphwarden-lifecycle`), SQL (`graphwarden-store`),
 //! command-line parsing and config files (the `graphwarden` binary).
 
+pub mod alerting;
 pub mod auth;
 pub mod error;
 pub mod handler;
@@ -22,6 +23,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use alerting::{AlertEngine, AlertingConfig};
 pub use error::ApiError;
 pub use scheduler::{JobKind, JobSpec, Scheduler, SchedulerConfig};
 pub use state::{AppState, ServerConfig, Services};

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handler::{apps, checks, health, jobs, meta, oauth, renewals, tokens};
+use crate::handler::{alerts, apps, checks, health, jobs, meta, oauth, renewals, silences, tokens};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::state::AppState;
         (name = "tokens", description = "The token inventory and its event log"),
         (name = "lifecycle", description = "Inspection and renewal, now"),
         (name = "jobs", description = "The scheduler"),
+        (name = "alerts", description = "Firing alerts and the silences that mute them"),
         (name = "meta", description = "Meta's callbacks and the browser login: no API key, each request proves itself (a signed_request, a signed link, an OAuth state)"),
     )
 )]
@@ -69,6 +70,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))
+        .routes(routes!(alerts::list))
+        .routes(routes!(silences::list, silences::create))
+        .routes(routes!(silences::expire))
 }
 
 /// The OpenAPI document as pretty JSON, as committed in `openapi.json`.

@@ -178,6 +178,8 @@ struct Inner {
     jobs: BTreeMap<String, Job>,
     running: Mutex<JoinSet<()>>,
     wake: Notify,
+    /// Told each time a run finishes (the alert engine looks again then).
+    finished: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -210,6 +212,7 @@ impl Scheduler {
             jobs,
             running: Mutex::new(JoinSet::new()),
             wake: Notify::new(),
+            finished: Arc::new(Notify::new()),
         })))
     }
 
@@ -399,6 +402,7 @@ impl Scheduler {
         }
         tracing::info!(job = %name, run = id, outcome, "Job `{name}` finished: {summary}");
         self.0.wake.notify_one();
+        self.0.finished.notify_one();
     }
 
     async fn work(&self, kind: JobKind) -> (&'static str, String, serde_json::Value) {
@@ -483,6 +487,11 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Notified (one permit) each time a job run finishes.
+    pub fn finished_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.0.finished)
     }
 
     /// Wait for every run started so far to finish.

@@ -56,6 +56,8 @@ pub struct Services {
     pub renewer: Renewer,
     pub clock: Arc<dyn Clock>,
     pub scheduler: Scheduler,
+    /// The alert engine; `None` when alerts are disabled.
+    pub alerts: Option<crate::alerting::AlertEngine>,
 }
 
 struct Inner {
@@ -118,6 +120,10 @@ impl AppState {
 
     pub fn scheduler(&self) -> &Scheduler {
         &self.0.services.scheduler
+    }
+
+    pub fn alerts(&self) -> Option<&crate::alerting::AlertEngine> {
+        self.0.services.alerts.as_ref()
     }
 
     pub fn config(&self) -> &ServerConfig {

@@ -27,7 +27,8 @@ pub use inventory::{
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use service::{
-    ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun, ServiceStore,
+    AlertDelivery, ApiKey, ApiKeyRecord, DeletionRequest, DeliveryState, JobClaim, JobRecord,
+    JobRun, NewDelivery, ServiceStore, SilenceRecord, new_silence_id,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::Store;

@@ -3,6 +3,7 @@
 //! `sql_service.rs`; [`crate::Inventory`] wraps it with events and key hashing.
 
 use async_trait::async_trait;
+use graphwarden_core::alert::{Notification, Silence};
 use graphwarden_core::{Role, TokenAlias};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -70,6 +71,76 @@ pub struct DeletionRequest {
     pub requested_at: Timestamp,
     pub status: String,
     pub detail: String,
+}
+
+/// A silence as stored: the silence and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SilenceRecord {
+    #[serde(flatten)]
+    pub silence: Silence,
+    pub created_at: Timestamp,
+}
+
+/// A fresh silence id: 16 random hex digits.
+pub fn new_silence_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    hex::encode(bytes)
+}
+
+/// One notification for one receiver, to be put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub receiver: String,
+    pub notification: Notification,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Gave up: a permanent error, or too many attempts.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn delivery_state(text: &str) -> Result<DeliveryState> {
+    DeliveryState::parse(text)
+        .ok_or_else(|| crate::StoreError::corrupt(format!("stored delivery state `{text}`")))
+}
+
+/// One row of the outbox. Its `id` is the delivery id a receiver sees on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertDelivery {
+    pub id: i64,
+    pub receiver: String,
+    pub notification: Notification,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub state: DeliveryState,
+    /// The last failure, as the receiver's error said it (never a secret).
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
 }
 
 /// Claiming a job: take its lease and move its next run time, in one statement.
@@ -140,4 +211,35 @@ pub trait ServiceStore: Send + Sync {
     async fn deletion_request(&self, code: &str) -> Result<Option<DeletionRequest>>;
     /// The latest runs, newest first, of one job or all.
     async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
+
+    /// The alert dispatcher's saved state (JSON), if any was saved.
+    async fn alert_state(&self) -> Result<Option<String>>;
+    /// Save the dispatcher's state and put the notifications its flush returned in the outbox,
+    /// due at once, in one transaction; returns the new deliveries' ids.
+    async fn save_alert_state(
+        &self,
+        state: &str,
+        deliveries: &[NewDelivery],
+        now_ms: i64,
+    ) -> Result<Vec<i64>>;
+    /// Pending deliveries due at `now_ms`, oldest first.
+    async fn due_deliveries(&self, now_ms: i64, limit: i64) -> Result<Vec<AlertDelivery>>;
+    /// When the next pending delivery is due.
+    async fn next_delivery_at(&self) -> Result<Option<Timestamp>>;
+    /// The latest deliveries, newest first.
+    async fn deliveries(&self, limit: i64) -> Result<Vec<AlertDelivery>>;
+    async fn mark_delivered(&self, id: i64, attempts: i64, at_ms: i64) -> Result<()>;
+    /// Leave it pending, to be tried again at `next_ms`.
+    async fn retry_delivery(&self, id: i64, attempts: i64, next_ms: i64, error: &str)
+    -> Result<()>;
+    async fn fail_delivery(&self, id: i64, attempts: i64, error: &str, at_ms: i64) -> Result<()>;
+
+    /// Fails with [`crate::StoreError::NameTaken`] when the id is taken.
+    async fn insert_silence(&self, silence: &Silence, created_ms: i64) -> Result<()>;
+    /// Every silence, newest first.
+    async fn silences(&self) -> Result<Vec<SilenceRecord>>;
+    /// Silences that have not ended by `now_ms` (active or pending).
+    async fn live_silences(&self, now_ms: i64) -> Result<Vec<Silence>>;
+    /// End a silence now; `false` when there is none with this id or it has already ended.
+    async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool>;
 }

@@ -11,8 +11,10 @@ macro_rules! impl_service_store {
             use $crate::error::{Result, StoreError};
             use $crate::model::NewEvent;
             use $crate::service::{
-                ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun, ServiceStore,
+                AlertDelivery, ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun,
+                NewDelivery, ServiceStore, SilenceRecord,
             };
+            use graphwarden_core::alert::{Matchers, Silence};
             use $crate::sql;
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -64,6 +66,49 @@ macro_rules! impl_service_store {
                         .map_err(|e| StoreError::corrupt(format!("stored run counts: {e}")))?,
                 })
             }
+
+            fn delivery_from_row(row: &DbRow) -> Result<AlertDelivery> {
+                let notification: String = row.try_get("notification")?;
+                let state: String = row.try_get("state")?;
+                let attempts: i64 = row.try_get::<i32, _>("attempts")?.into();
+                Ok(AlertDelivery {
+                    id: row.try_get("id")?,
+                    receiver: row.try_get("receiver")?,
+                    notification: serde_json::from_str(&notification)
+                        .map_err(|e| StoreError::corrupt(format!("stored notification: {e}")))?,
+                    attempts,
+                    next_attempt_at: sql::ts(row.try_get("next_attempt_at")?)?,
+                    state: $crate::service::delivery_state(&state)?,
+                    last_error: row.try_get("last_error")?,
+                    created_at: sql::ts(row.try_get("created_at")?)?,
+                    delivered_at: sql::opt_ts(row.try_get("delivered_at")?)?,
+                })
+            }
+
+            fn silence_from_row(row: &DbRow) -> Result<SilenceRecord> {
+                let matchers: String = row.try_get("matchers")?;
+                Ok(SilenceRecord {
+                    silence: Silence {
+                        id: row.try_get("id")?,
+                        matchers: Matchers::parse(&matchers)
+                            .map_err(|e| StoreError::corrupt(format!("stored matchers: {e}")))?,
+                        starts_at: sql::ts(row.try_get("starts_at")?)?,
+                        ends_at: sql::ts(row.try_get("ends_at")?)?,
+                        created_by: row.try_get("created_by")?,
+                        comment: row.try_get("comment")?,
+                    },
+                    created_at: sql::ts(row.try_get("created_at")?)?,
+                })
+            }
+
+            fn attempts(n: i64) -> i32 {
+                i32::try_from(n).unwrap_or(i32::MAX)
+            }
+
+            const DELIVERY_SELECT: &str = "SELECT id, receiver, notification, attempts, \
+                next_attempt_at, state, last_error, created_at, delivered_at FROM alert_deliveries";
+            const SILENCE_SELECT: &str = "SELECT id, matchers, starts_at, ends_at, created_by, \
+                comment, created_at FROM silences";
 
             const JOB_SELECT: &str =
                 "SELECT name, schedule, next_run_at, lease_owner, lease_until FROM jobs";
@@ -357,6 +402,180 @@ macro_rules! impl_service_store {
                         }
                     };
                     rows.iter().map(run_from_row).collect()
+                }
+
+                async fn alert_state(&self) -> Result<Option<String>> {
+                    let row = sqlx::query("SELECT state FROM alert_state WHERE id = 1")
+                        .fetch_optional(self.reader())
+                        .await?;
+                    Ok(row.map(|r| r.try_get("state")).transpose()?)
+                }
+
+                async fn save_alert_state(
+                    &self,
+                    state: &str,
+                    deliveries: &[NewDelivery],
+                    now_ms: i64,
+                ) -> Result<Vec<i64>> {
+                    let mut tx = self.writer().begin().await?;
+                    sqlx::query(
+                        "INSERT INTO alert_state (id, state, updated_at) VALUES (1, $1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                    )
+                    .bind(state)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut ids = Vec::with_capacity(deliveries.len());
+                    for d in deliveries {
+                        let row = sqlx::query(
+                            "INSERT INTO alert_deliveries (receiver, notification, next_attempt_at, created_at) \
+                             VALUES ($1, $2, $3, $3) RETURNING id",
+                        )
+                        .bind(&d.receiver)
+                        .bind(sql::to_json(&d.notification))
+                        .bind(now_ms)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        ids.push(row.try_get("id")?);
+                    }
+                    tx.commit().await?;
+                    Ok(ids)
+                }
+
+                async fn due_deliveries(&self, now_ms: i64, limit: i64) -> Result<Vec<AlertDelivery>> {
+                    let rows = sqlx::query(&format!(
+                        "{DELIVERY_SELECT} WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+                    ))
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter().map(delivery_from_row).collect()
+                }
+
+                async fn next_delivery_at(&self) -> Result<Option<jiff::Timestamp>> {
+                    let row = sqlx::query(
+                        "SELECT MIN(next_attempt_at) AS next FROM alert_deliveries WHERE state = 'pending'",
+                    )
+                    .fetch_one(self.reader())
+                    .await?;
+                    sql::opt_ts(row.try_get("next")?)
+                }
+
+                async fn deliveries(&self, limit: i64) -> Result<Vec<AlertDelivery>> {
+                    let rows = sqlx::query(&format!("{DELIVERY_SELECT} ORDER BY id DESC LIMIT $1"))
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(delivery_from_row).collect()
+                }
+
+                async fn mark_delivered(&self, id: i64, attempts_made: i64, at_ms: i64) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE alert_deliveries SET state = 'delivered', attempts = $1, delivered_at = $2, \
+                         last_error = NULL WHERE id = $3",
+                    )
+                    .bind(attempts(attempts_made))
+                    .bind(at_ms)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn retry_delivery(
+                    &self,
+                    id: i64,
+                    attempts_made: i64,
+                    next_ms: i64,
+                    error: &str,
+                ) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE alert_deliveries SET attempts = $1, next_attempt_at = $2, last_error = $3 \
+                         WHERE id = $4 AND state = 'pending'",
+                    )
+                    .bind(attempts(attempts_made))
+                    .bind(next_ms)
+                    .bind(error)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn fail_delivery(
+                    &self,
+                    id: i64,
+                    attempts_made: i64,
+                    error: &str,
+                    at_ms: i64,
+                ) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE alert_deliveries SET state = 'failed', attempts = $1, last_error = $2, \
+                         next_attempt_at = $3 WHERE id = $4",
+                    )
+                    .bind(attempts(attempts_made))
+                    .bind(error)
+                    .bind(at_ms)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn insert_silence(&self, silence: &Silence, created_ms: i64) -> Result<()> {
+                    let inserted = sqlx::query(
+                        "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&silence.id)
+                    .bind(silence.matchers.to_string())
+                    .bind(silence.starts_at.as_millisecond())
+                    .bind(silence.ends_at.as_millisecond())
+                    .bind(&silence.created_by)
+                    .bind(&silence.comment)
+                    .bind(created_ms)
+                    .execute(self.writer())
+                    .await;
+                    match inserted {
+                        Ok(_) => Ok(()),
+                        Err(e) if sql::is_unique_violation(&e) => Err(StoreError::NameTaken {
+                            what: "silence",
+                            name: silence.id.clone(),
+                        }),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+
+                async fn silences(&self) -> Result<Vec<SilenceRecord>> {
+                    let rows = sqlx::query(&format!("{SILENCE_SELECT} ORDER BY created_at DESC, id"))
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(silence_from_row).collect()
+                }
+
+                async fn live_silences(&self, now_ms: i64) -> Result<Vec<Silence>> {
+                    let rows = sqlx::query(&format!("{SILENCE_SELECT} WHERE ends_at > $1 ORDER BY id"))
+                        .bind(now_ms)
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(|r| silence_from_row(r).map(|s| s.silence)).collect()
+                }
+
+                async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool> {
+                    // A silence that has not started yet ends before it starts: keep the two
+                    // ordered, so it is simply over.
+                    let done = sqlx::query(
+                        "UPDATE silences SET ends_at = $1, \
+                         starts_at = CASE WHEN starts_at > $1 THEN $1 ELSE starts_at END \
+                         WHERE id = $2 AND ends_at > $1",
+                    )
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() == 1)
                 }
             }
         }

@@ -71,8 +71,38 @@ pub enum Command {
     Apikey(ApikeyCommand),
     /// List the scheduled jobs with their next and last runs, or run one now.
     Jobs(JobsArgs),
+    /// Silence alerts: mute those matching some labels for a while (works on the database;
+    /// a running daemon picks silences up at its next evaluation).
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Mute alerts matching every `--matcher`, from now for `--duration`.
+    Add {
+        /// A label matcher, `token="ana"`, `alertname=~"token_.*"`, `severity!="info"`;
+        /// repeat for several (all must match).
+        #[arg(long = "matcher", required = true, value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// How long: `2h`, `30m`, `1d`.
+        #[arg(long)]
+        duration: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every silence, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire { id: String },
 }
 
 #[derive(Debug, Args)]

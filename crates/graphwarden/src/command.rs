@@ -11,6 +11,7 @@ mod login;
 mod pages;
 mod renew;
 mod serve;
+mod silence;
 mod sim;
 mod token;
 
@@ -323,6 +324,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Apikey(command) => apikey::run(&ctx, command).await,
         Command::Jobs(args) => jobs::run(&ctx, args).await,
+        Command::Silence(command) => silence::run(&ctx, command).await,
         Command::Sim(_) => Ok(0),
     }
 }

@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub server: ServerSettings,
     pub scheduler: SchedulerSettings,
+    pub alerts: AlertSettings,
 }
 
 impl Default for Config {
@@ -45,6 +46,7 @@ impl Default for Config {
             log: LogConfig::default(),
             server: ServerSettings::default(),
             scheduler: SchedulerSettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -253,6 +255,59 @@ impl Default for LogConfig {
             level: "warn".to_owned(),
             format: LogFormat::Text,
         }
+    }
+}
+
+/// `[alerts]`: the alert engine inside `graphwarden serve`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    pub enabled: bool,
+    pub evaluate_every: String,
+    pub expiry_warnings: Vec<String>,
+    pub data_access_warning: String,
+    pub max_attempts: u32,
+    pub route: graphwarden_core::alert::Route,
+    /// When unset, graphwarden's default rules (a dead token mutes its lesser alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inhibit_rules: Option<Vec<graphwarden_core::alert::InhibitRule>>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub send_resolved: std::collections::BTreeMap<String, bool>,
+    /// Never serialized: receivers hold secrets (webhook secrets, Slack URLs, SMTP passwords).
+    #[serde(skip_serializing)]
+    pub receivers: Receivers,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            evaluate_every: "60s".to_owned(),
+            expiry_warnings: ["14d", "7d", "3d", "1d"].map(str::to_owned).to_vec(),
+            data_access_warning: "14d".to_owned(),
+            max_attempts: 10,
+            route: graphwarden_core::alert::Route::to(graphwarden_server::alerting::LOG_RECEIVER),
+            inhibit_rules: None,
+            send_resolved: std::collections::BTreeMap::new(),
+            receivers: Receivers::default(),
+        }
+    }
+}
+
+/// The configured receivers by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Receivers(pub std::collections::BTreeMap<String, graphwarden_notify::ReceiverConfig>);
+
+/// Compares names and kinds only: the settings themselves hold secrets and are not comparable.
+impl PartialEq for Receivers {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((a, x), (b, y))| a == b && x.kind() == y.kind())
     }
 }
 

@@ -37,15 +37,28 @@ pub fn relogin_link(
 ) -> Result<(String, Timestamp), ApiError> {
     let ttl = jiff::SignedDuration::try_from(state.config().link_ttl)
         .unwrap_or(jiff::SignedDuration::from_hours(24 * 7));
-    let expires = state
-        .clock()
-        .now()
-        .checked_add(ttl)
-        .unwrap_or(Timestamp::MAX);
+    Ok(signed_relogin_link(
+        state.inventory(),
+        state.clock().now(),
+        ttl,
+        base,
+        app_id,
+        alias,
+    )?)
+}
+
+/// [`relogin_link`] from its parts, for the alert engine, which has no request.
+pub(crate) fn signed_relogin_link(
+    inventory: &graphwarden_store::Inventory,
+    now: Timestamp,
+    ttl: jiff::SignedDuration,
+    base: &str,
+    app_id: &AppId,
+    alias: &TokenAlias,
+) -> Result<(String, Timestamp), graphwarden_store::StoreError> {
+    let expires = now.checked_add(ttl).unwrap_or(Timestamp::MAX);
     let secs = expires.as_second();
-    let sig = state
-        .inventory()
-        .sign_link(&link_message(app_id.as_str(), alias.as_str(), secs))?;
+    let sig = inventory.sign_link(&link_message(app_id.as_str(), alias.as_str(), secs))?;
     let mut query = form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("alias", alias.as_str())

@@ -13,6 +13,8 @@ fn needed(method: &str, path: &str) -> Option<&'static str> {
         ("get", "/api/v1/apps" | "/api/v1/apps/{app_id}" | "/api/v1/tokens")
         | ("get", "/api/v1/tokens/{alias}" | "/api/v1/tokens/{alias}/events" | "/api/v1/events")
         | ("get", "/api/v1/jobs" | "/api/v1/jobs/{name}/runs") => Some("reader"),
+        ("get", "/api/v1/alerts" | "/api/v1/silences") => Some("reader"),
+        ("post", "/api/v1/silences") | ("delete", "/api/v1/silences/{id}") => Some("operator"),
         ("post", "/api/v1/checks" | "/api/v1/renewals" | "/api/v1/jobs/{name}/run") => {
             Some("operator")
         }
@@ -30,6 +32,7 @@ fn concrete(path: &str) -> String {
     path.replace("{app_id}", graphwarden_sim::world::ids::APP)
         .replace("{alias}", "ana")
         .replace("{name}", "prune")
+        .replace("{id}", "0000000000000000")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

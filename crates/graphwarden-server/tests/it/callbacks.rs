@@ -102,7 +102,9 @@ async fn callbacks_that_do_not_verify_are_refused_and_change_nothing() {
         &json!({ "algorithm": "HMAC-SHA256", "issued_at": 1, "user_id": ids::USER_BEN }),
         &secret,
     );
-    let cases: Vec<(String, Vec<(&str, String)>, u16)> = vec![
+    // (app id in the URL, form fields, expected status)
+    type Case<'a> = (String, Vec<(&'a str, String)>, u16);
+    let cases: Vec<Case> = vec![
         (
             ids::APP.into(),
             vec![(

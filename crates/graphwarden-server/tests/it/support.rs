@@ -25,7 +25,8 @@ pub struct Daemon {
     pub url: String,
     pub keys: std::collections::HashMap<&'static str, String>,
     pub http: reqwest::Client,
-    pub graph: GraphClient,
+    pub alerts: graphwarden_server::AlertEngine,
+    pub clock: graphwarden_testkit::ManualClock,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -76,6 +77,15 @@ pub async fn scheduler_for(
 }
 
 pub async fn spawn(config: ServerConfig) -> Daemon {
+    spawn_with_alerts(config, |_| {}).await
+}
+
+/// A daemon whose alert engine is configured by `alerting` (everything to the log receiver
+/// before it), with the API's URL as the base of re-login links.
+pub async fn spawn_with_alerts(
+    config: ServerConfig,
+    alerting: impl FnOnce(&mut graphwarden_server::AlertingConfig),
+) -> Daemon {
     let store = TestStore::sqlite();
     let clock = store.clock.clone();
     // The API's address first, so the simulated app can call its callbacks there.
@@ -161,6 +171,16 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
     .await;
     scheduler.register().await.unwrap();
     let clock_dyn: Arc<dyn graphwarden_core::Clock> = Arc::new(clock.clone());
+    let mut alert_config = graphwarden_server::AlertingConfig::new(&url).unwrap();
+    alerting(&mut alert_config);
+    alert_config.validate().unwrap();
+    let alerts = graphwarden_server::AlertEngine::start(
+        Arc::clone(&inventory),
+        Arc::clone(&clock_dyn),
+        alert_config,
+    )
+    .await
+    .unwrap();
     let state = AppState::new(
         Services {
             inventory: Arc::clone(&inventory),
@@ -181,6 +201,7 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
             ),
             clock: clock_dyn,
             scheduler: scheduler.clone(),
+            alerts: Some(alerts.clone()),
         },
         config,
     );
@@ -222,7 +243,8 @@ pub async fn spawn(config: ServerConfig) -> Daemon {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        graph,
+        alerts,
+        clock,
         _stop: stop,
     }
 }

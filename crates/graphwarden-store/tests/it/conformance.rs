@@ -1226,3 +1226,108 @@ pub async fn jobs_keep_their_next_run_and_one_claimant(store: &TestStore) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, running);
 }
+
+pub async fn alert_state_outbox_and_silences_round_trip(store: &TestStore) {
+    use graphwarden_core::alert::{Labels, Matchers, Notification, NotifiedAlert, Silence};
+    use graphwarden_store::{DeliveryState, NewDelivery};
+    let inv = store.initialize().await;
+    let db = inv.store();
+    assert_eq!(db.alert_state().await.unwrap(), None);
+
+    let alert = graphwarden_core::alert::Alert {
+        labels: Labels::from([("alertname".to_owned(), "token_dead".to_owned())]),
+        annotations: Labels::new(),
+        starts_at: jiff::Timestamp::from_millisecond(1_000).unwrap(),
+        ends_at: None,
+    };
+    let n = Notification::new(
+        "ops",
+        "{}:{alertname=\"token_dead\"}",
+        Labels::new(),
+        vec![NotifiedAlert::from(&alert)],
+    );
+    let new = |r: &str| NewDelivery {
+        receiver: r.to_owned(),
+        notification: n.clone(),
+    };
+    // The state and the outbox are written together.
+    let ids = db
+        .save_alert_state("{\"v\":1}", &[new("ops"), new("pager")], 2_000)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        db.alert_state().await.unwrap().as_deref(),
+        Some("{\"v\":1}")
+    );
+    db.save_alert_state("{\"v\":2}", &[], 2_500).await.unwrap();
+    assert_eq!(
+        db.alert_state().await.unwrap().as_deref(),
+        Some("{\"v\":2}")
+    );
+
+    let due = db.due_deliveries(2_000, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0].id, ids[0]);
+    assert_eq!(due[0].notification, n);
+    assert_eq!(due[0].state, DeliveryState::Pending);
+    assert!(db.due_deliveries(1_999, 10).await.unwrap().is_empty());
+
+    db.mark_delivered(ids[0], 1, 2_100).await.unwrap();
+    db.retry_delivery(ids[1], 1, 5_000, "HTTP 503")
+        .await
+        .unwrap();
+    assert!(db.due_deliveries(4_999, 10).await.unwrap().is_empty());
+    assert_eq!(
+        db.next_delivery_at()
+            .await
+            .unwrap()
+            .unwrap()
+            .as_millisecond(),
+        5_000
+    );
+    let again = db.due_deliveries(5_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("HTTP 503"));
+    db.fail_delivery(ids[1], 2, "HTTP 400", 5_100)
+        .await
+        .unwrap();
+    assert_eq!(db.next_delivery_at().await.unwrap(), None);
+    let all = db.deliveries(10).await.unwrap();
+    assert_eq!(all[0].id, ids[1]);
+    assert_eq!(all[0].state, DeliveryState::Failed);
+    assert_eq!(all[1].state, DeliveryState::Delivered);
+    assert_eq!(all[1].delivered_at.unwrap().as_millisecond(), 2_100);
+
+    let silence = Silence {
+        id: graphwarden_store::new_silence_id(),
+        matchers: Matchers::parse(r#"{token="ana",alertname=~"token_.*"}"#).unwrap(),
+        starts_at: jiff::Timestamp::from_millisecond(1_000).unwrap(),
+        ends_at: jiff::Timestamp::from_millisecond(10_000).unwrap(),
+        created_by: "apikey:ops".to_owned(),
+        comment: "maintenance".to_owned(),
+    };
+    db.insert_silence(&silence, 1_000).await.unwrap();
+    assert!(db.insert_silence(&silence, 1_000).await.is_err());
+    let listed = db.silences().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].silence, silence);
+    assert_eq!(
+        db.live_silences(9_999).await.unwrap(),
+        vec![silence.clone()]
+    );
+    assert!(db.live_silences(10_000).await.unwrap().is_empty());
+    // Expiring ends it now; a second time there is nothing to expire.
+    assert!(db.expire_silence(&silence.id, 3_000).await.unwrap());
+    assert!(!db.expire_silence(&silence.id, 3_001).await.unwrap());
+    assert!(!db.expire_silence("nope", 3_001).await.unwrap());
+    assert!(db.live_silences(3_000).await.unwrap().is_empty());
+    assert_eq!(
+        db.silences().await.unwrap()[0]
+            .silence
+            .ends_at
+            .as_millisecond(),
+        3_000
+    );
+}

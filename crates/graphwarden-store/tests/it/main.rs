@@ -54,4 +54,5 @@ on_both_backends!(
     keyset_pages_walk_every_token_once_in_order,
     api_keys_are_shown_once_hashed_and_revocable,
     jobs_keep_their_next_run_and_one_claimant,
+    alert_state_outbox_and_silences_round_trip,
 );

@@ -16,6 +16,44 @@ fn duration(text: &str) -> CliResult<Duration> {
     ))
 }
 
+/// The alert engine's settings from `[alerts]`, checked: durations, receivers, and that every
+/// receiver a route names is configured.
+pub fn alerting_config(
+    a: &crate::config::AlertSettings,
+    base_url: &str,
+    link_ttl: &str,
+) -> CliResult<graphwarden_server::AlertingConfig> {
+    use graphwarden_core::alert::{DispatchConfig, RouteTree};
+    use graphwarden_core::duration::parse_duration;
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| CliError::config(format!("alerts.{what}: {e}"));
+    let mut c = graphwarden_server::AlertingConfig::new(base_url)
+        .map_err(|e| CliError::config(e.to_string()))?;
+    let every = parse_duration(&a.evaluate_every).map_err(|e| bad("evaluate_every", &e))?;
+    c.evaluate_every = Duration::from_millis(u64::try_from(every.as_millis()).unwrap_or(0));
+    c.rules.expiry_warnings = a
+        .expiry_warnings
+        .iter()
+        .map(|w| parse_duration(w).map(|d| (w.clone(), d)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("expiry_warnings", &e))?;
+    c.rules.data_access_warning =
+        parse_duration(&a.data_access_warning).map_err(|e| bad("data_access_warning", &e))?;
+    c.link_ttl = parse_duration(link_ttl).map_err(|e| bad("link_ttl", &e))?;
+    c.max_attempts = a.max_attempts.max(1);
+    let tree = RouteTree::new(a.route.clone()).map_err(|e| bad("route", &e))?;
+    let mut dispatch = DispatchConfig::new(tree);
+    if let Some(rules) = &a.inhibit_rules {
+        dispatch.inhibit_rules = rules.clone();
+    }
+    dispatch.send_resolved = a.send_resolved.clone();
+    c.dispatch = dispatch;
+    c.receivers = a.receivers.0.clone();
+    c.validate()
+        .map_err(|e| CliError::config(format!("alerts: {e}")))?;
+    Ok(c)
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -68,6 +106,23 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             .to_owned(),
     )
     .filter(|u| !u.is_empty());
+    let alerts = if cfg.alerts.enabled {
+        let base = public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let config = alerting_config(&cfg.alerts, &base, &cfg.server.link_ttl)?;
+        Some(
+            graphwarden_server::AlertEngine::start(
+                Arc::clone(&inventory),
+                Arc::clone(&ctx.clock),
+                config,
+            )
+            .await
+            .map_err(|e| CliError::new(crate::exit::UNAVAILABLE, e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let state = graphwarden_server::AppState::new(
         graphwarden_server::Services {
             inventory: Arc::clone(&inventory),
@@ -76,6 +131,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             renewer: ctx.renewer(Arc::clone(&inventory))?,
             clock: Arc::clone(&ctx.clock),
             scheduler: scheduler.clone(),
+            alerts: alerts.clone(),
         },
         graphwarden_server::ServerConfig {
             body_limit: cfg.server.body_limit_bytes,
@@ -109,6 +165,11 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
     } else {
         None
     };
+    let alert_task = alerts.map(|engine| {
+        let rx = stop_rx.clone();
+        let finished = scheduler.finished_signal();
+        tokio::spawn(async move { engine.run(finished, stopped(rx)).await })
+    });
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("Stopping: no new requests or jobs; letting those in flight finish.");
@@ -120,12 +181,15 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
     graphwarden_server::launch_with_listener(state, listener, stopped(stop_rx), grace)
         .await
         .map_err(|e| CliError::new(crate::exit::IO, format!("the server stopped: {e}")))?;
-    if let Some(task) = scheduler_task {
-        if tokio::time::timeout(grace, task).await.is_err() {
-            tracing::warn!(
-                "Jobs were still running when the grace period ended; they resume at the next start."
-            );
-        }
+    if let Some(task) = scheduler_task
+        && tokio::time::timeout(grace, task).await.is_err()
+    {
+        tracing::warn!(
+            "Jobs were still running when the grace period ended; they resume at the next start."
+        );
+    }
+    if let Some(task) = alert_task {
+        let _ = tokio::time::timeout(grace, task).await;
     }
     tracing::info!("Stopped.");
     Ok(0)

@@ -1,0 +1,278 @@
+//! The alert engine end to end: a token dies in the simulator, inspection sees it, the engine
+//! raises `token_dead` and a signed webhook arrives; silences mute; recovery resolves; a
+//! restart neither repeats nor loses a notification.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use graphwarden_core::TokenAlias;
+use graphwarden_core::alert::{Route, RouteTree};
+use graphwarden_server::{AlertEngine, ServerConfig};
+use graphwarden_sim::world::ids;
+use jiff::SignedDuration;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, spawn_with_alerts};
+
+const SECRET: &str = "a-webhook-signing-secret";
+
+type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A webhook receiver on a free port that records what it is sent.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = Arc::clone(&seen);
+    let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let record = Arc::clone(&record);
+        async move {
+            record.lock().unwrap().push((headers, body));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn configure(url: &str) -> impl FnOnce(&mut graphwarden_server::AlertingConfig) + use<> {
+    let url = url.to_owned();
+    move |c| {
+        c.receivers.insert(
+            "ops".into(),
+            serde_json::from_value(json!({ "type": "webhook", "url": url, "secret": SECRET }))
+                .unwrap(),
+        );
+        c.dispatch =
+            graphwarden_core::alert::DispatchConfig::new(RouteTree::new(Route::to("ops")).unwrap());
+    }
+}
+
+async fn check(d: &Daemon) {
+    let r = d
+        .request("post", "/api/v1/checks", Some("operator"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// The notifications received so far, each checked against its Standard Webhooks signature
+/// (with a tolerance covering the whole test, whose clock moves on after each arrives).
+fn received(d: &Daemon, seen: &Seen) -> Vec<(String, Value)> {
+    let now = graphwarden_core::Clock::now(&d.clock);
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(headers, body)| {
+            graphwarden_notify::verify_standard_webhook(
+                &SecretString::from(SECRET),
+                headers,
+                body,
+                now,
+                SignedDuration::from_hours(1),
+            )
+            .expect("a valid signature");
+            let id = headers["webhook-id"].to_str().unwrap().to_owned();
+            (id, serde_json::from_slice(body).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_restarts_resume() {
+    let (url, seen) = receiver().await;
+    let d = spawn_with_alerts(ServerConfig::default(), configure(&url)).await;
+    check(&d).await;
+    let e = &d.alerts;
+    assert_eq!(e.evaluate().await.unwrap().firing, 0);
+
+    // The user changes their password: the next inspection finds the token dead.
+    d.control(
+        "/events/password_change",
+        json!({ "user_id": ids::USER_ANA }),
+    )
+    .await;
+    check(&d).await;
+    let first = e.evaluate().await.unwrap();
+    assert_eq!(
+        (first.firing, first.queued),
+        (1, 0),
+        "the group waits first"
+    );
+    d.clock.advance(SignedDuration::from_secs(31));
+    assert_eq!(e.evaluate().await.unwrap().queued, 1);
+    assert_eq!(e.deliver_due().await.unwrap(), 1);
+    let got = received(&d, &seen);
+    assert_eq!(got.len(), 1);
+    let (first_id, n) = &got[0];
+    assert!(first_id.starts_with("gwd_"));
+    assert_eq!(n["status"], "firing");
+    assert_eq!(n["receiver"], "ops");
+    assert_eq!(n["groupLabels"], json!({ "alertname": "token_dead" }));
+    assert_eq!(n["alerts"].as_array().unwrap().len(), 1);
+    let alert = &n["alerts"][0];
+    assert_eq!(alert["labels"]["token"], "ana");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["status"], "password_changed");
+    assert!(
+        alert["annotations"]["relogin_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/oauth/start/", d.url))
+    );
+    // Nothing new: nothing more is sent.
+    d.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(e.evaluate().await.unwrap().queued, 0);
+
+    // The API lists the firing alert.
+    let alerts: Value = d
+        .request("get", "/api/v1/alerts", Some("reader"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert_eq!(alerts[0]["labels"]["alertname"], "token_dead");
+    assert_eq!(alerts[0]["receivers"], json!(["ops"]));
+
+    // An operator silences `bot`; its renewal then fails: the alert fires but is not sent.
+    let r = d
+        .request("post", "/api/v1/silences", Some("operator"))
+        .json(
+            &json!({ "matchers": ["token=\"bot\""], "duration": "2h", "comment": "migrating bot" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let silence: Value = r.json().await.unwrap();
+    assert_eq!(silence["created_by"], "apikey:operator");
+    assert_eq!(silence["state"], "active");
+    let bot = d
+        .inventory
+        .token(&TokenAlias::parse("bot").unwrap())
+        .await
+        .unwrap();
+    d.inventory
+        .renewal_failed(&bot, "Meta said no", "test")
+        .await
+        .unwrap();
+    assert_eq!(e.evaluate().await.unwrap().firing, 2);
+    d.clock.advance(SignedDuration::from_secs(31));
+    assert_eq!(e.evaluate().await.unwrap().queued, 0, "silenced");
+    let alerts: Value = d
+        .request("get", "/api/v1/alerts", Some("reader"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bot_alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["token"] == "bot")
+        .unwrap();
+    assert_eq!(bot_alert["silenced_by"], json!([silence["id"]]));
+
+    // `ana` is replaced (removed here): its alert resolves, and the resolution is queued.
+    d.inventory
+        .remove_token(&TokenAlias::parse("ana").unwrap(), "test")
+        .await
+        .unwrap();
+    assert_eq!(e.evaluate().await.unwrap().firing, 1);
+    d.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(e.evaluate().await.unwrap().queued, 1);
+
+    // The daemon restarts before delivering: the new engine re-sends nothing and delivers
+    // what was pending.
+    let restarted = AlertEngine::start(
+        Arc::clone(&d.inventory),
+        Arc::new(d.clock.clone()),
+        e.config().clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.evaluate().await.unwrap().queued, 0);
+    assert_eq!(restarted.deliver_due().await.unwrap(), 1);
+    let got = received(&d, &seen);
+    assert_eq!(got.len(), 2);
+    let (second_id, n) = &got[1];
+    assert_ne!(second_id, first_id);
+    assert_eq!(n["status"], "resolved");
+    assert_eq!(n["alerts"][0]["labels"]["token"], "ana");
+    assert!(n["alerts"][0]["endsAt"].is_string());
+    // Delivered once: a second pass and another restart send nothing more.
+    assert_eq!(restarted.deliver_due().await.unwrap(), 0);
+    d.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(restarted.evaluate().await.unwrap().queued, 0);
+    assert_eq!(received(&d, &seen).len(), 2);
+
+    // Expiring the silence through the API lets the bot alert through.
+    let r = d
+        .request(
+            "delete",
+            &format!("/api/v1/silences/{}", silence["id"].as_str().unwrap()),
+            Some("operator"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    d.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(restarted.evaluate().await.unwrap().queued, 1);
+    assert_eq!(restarted.deliver_due().await.unwrap(), 1);
+    let got = received(&d, &seen);
+    assert_eq!(
+        got[2].1["alerts"][0]["labels"]["alertname"],
+        "renewal_failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_is_retried_after_its_backoff_then_given_up() {
+    // Nothing listens here: connection refused is retryable.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let d = spawn_with_alerts(ServerConfig::default(), |c| {
+        configure(&closed)(c);
+        c.max_attempts = 2;
+    })
+    .await;
+    let bot = d
+        .inventory
+        .token(&TokenAlias::parse("bot").unwrap())
+        .await
+        .unwrap();
+    d.inventory
+        .renewal_failed(&bot, "no", "test")
+        .await
+        .unwrap();
+    d.alerts.evaluate().await.unwrap();
+    d.clock.advance(SignedDuration::from_secs(31));
+    assert_eq!(d.alerts.evaluate().await.unwrap().queued, 1);
+    let store = d.inventory.store();
+    assert_eq!(d.alerts.deliver_due().await.unwrap(), 0);
+    let row = &store.deliveries(10).await.unwrap()[0];
+    assert_eq!(row.attempts, 1);
+    assert_eq!(row.state, graphwarden_store::DeliveryState::Pending);
+    assert!(row.last_error.is_some());
+    // Not due again before its backoff.
+    assert_eq!(d.alerts.deliver_due().await.unwrap(), 0);
+    assert_eq!(store.deliveries(10).await.unwrap()[0].attempts, 1);
+    d.clock.advance(SignedDuration::from_secs(11));
+    d.alerts.deliver_due().await.unwrap();
+    let row = &store.deliveries(10).await.unwrap()[0];
+    assert_eq!(row.attempts, 2);
+    assert_eq!(row.state, graphwarden_store::DeliveryState::Failed);
+}
