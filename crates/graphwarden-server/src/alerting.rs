@@ -26,6 +26,9 @@ use tokio::sync::{Mutex, Notify};
 
 pub use rule::RuleConfig;
 
+/// The row in the jobs table whose lease says which instance runs the engine.
+const LEASE: &str = "alert-engine";
+
 /// The receiver every alert goes to when no route is configured: notifications to it are
 /// written to the log and not delivered anywhere.
 pub const LOG_RECEIVER: &str = "log";
@@ -48,6 +51,9 @@ pub struct AlertingConfig {
     /// The first retry's delay; each next one doubles, up to `max_backoff`.
     pub first_backoff: SignedDuration,
     pub max_backoff: SignedDuration,
+    /// This instance's name in the engine's lease: with several instances on one database,
+    /// only the holder evaluates and delivers.
+    pub owner: String,
 }
 
 impl AlertingConfig {
@@ -65,6 +71,7 @@ impl AlertingConfig {
             max_attempts: 10,
             first_backoff: SignedDuration::from_secs(10),
             max_backoff: SignedDuration::from_hours(1),
+            owner: "graphwarden".to_owned(),
         })
     }
 
@@ -358,6 +365,50 @@ impl AlertEngine {
         Ok(self.0.dispatcher.lock().await.alert_views(now, &silences))
     }
 
+    /// Take or keep the engine's lease; `true` while this instance holds it. On taking it, the
+    /// dispatcher picks up the state the previous holder stored.
+    async fn lead(&self, leading: bool, lease: Duration) -> bool {
+        let inner = &self.0;
+        let store = inner.inventory.store();
+        let now = inner.clock.now().as_millisecond();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let claim = graphwarden_store::JobClaim {
+            name: LEASE,
+            owner: &inner.config.owner,
+            now_ms: now,
+            lease_until_ms: until,
+            expected_next_ms: None,
+            new_next_ms: None,
+        };
+        let held = match store.claim_job(&claim).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!("The alert engine could not take its lease: {e}");
+                false
+            }
+        };
+        if held && !leading {
+            tracing::info!(owner = %inner.config.owner, "This instance now runs the alert engine.");
+            if let Err(e) = self.reload().await {
+                tracing::error!("The alert engine could not load its stored state: {e}");
+                return false;
+            }
+        }
+        held
+    }
+
+    /// Replace the dispatcher's state with the stored one.
+    async fn reload(&self) -> Result<(), AlertError> {
+        let inner = &self.0;
+        if let Some(json) = inner.inventory.store().alert_state().await? {
+            let state: DispatchState = serde_json::from_str(&json).map_err(AlertError::State)?;
+            let now = inner.clock.now();
+            *inner.dispatcher.lock().await =
+                Dispatcher::restore(inner.config.dispatch.clone(), state, now);
+        }
+        Ok(())
+    }
+
     /// When the engine next has work: the dispatcher's next flush or the next due delivery.
     async fn next_wakeup(&self) -> Option<Timestamp> {
         let flush = self.0.dispatcher.lock().await.next_wakeup();
@@ -373,7 +424,8 @@ impl AlertEngine {
     }
 
     /// Evaluate every `evaluate_every`, after each job `job_finished` signals, and when the
-    /// dispatcher or a delivery is due; deliver what is due; until `shutdown`.
+    /// dispatcher or a delivery is due; deliver what is due; until `shutdown`. With several
+    /// instances on one database, only the one holding the engine's lease does this.
     pub async fn run(
         &self,
         job_finished: Arc<Notify>,
@@ -382,35 +434,60 @@ impl AlertEngine {
         let mut shutdown = std::pin::pin!(shutdown);
         let every = self.0.config.evaluate_every.max(Duration::from_secs(1));
         let mut last_eval: Option<Timestamp> = None;
+        let lease = every * 2 + Duration::from_secs(30);
+        let store = self.0.inventory.store();
+        let now_ms = self.0.clock.now().as_millisecond();
+        if let Err(e) = store.upsert_job(LEASE, "lease", None, now_ms).await {
+            tracing::error!("The alert engine could not register its lease: {e}");
+        }
+        let mut leading = false;
         loop {
+            leading = self.lead(leading, lease).await;
+            if !leading {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                continue;
+            }
             let now = self.0.clock.now();
             let eval_due = last_eval.is_none_or(|t| {
                 now.duration_since(t) >= SignedDuration::try_from(every).unwrap_or_default()
             });
             let flush_due = self.next_wakeup().await.is_some_and(|t| t <= now);
+            let mut failed = false;
             if eval_due || flush_due {
-                match self.evaluate().await {
-                    Ok(_) => last_eval = Some(now),
-                    Err(e) => tracing::error!("The alert engine could not evaluate: {e}"),
+                if let Err(e) = self.evaluate().await {
+                    tracing::error!("The alert engine could not evaluate: {e}");
+                    failed = true;
                 }
+                // After a failure too: the next try waits a whole period, not a busy loop.
+                last_eval = Some(now);
             }
             if let Err(e) = self.deliver_due().await {
                 tracing::error!("The alert engine could not deliver notifications: {e}");
+                failed = true;
             }
             let now = self.0.clock.now();
-            let sleep = self
-                .next_wakeup()
-                .await
-                .map_or(every, |t| {
-                    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
-                })
-                .clamp(Duration::from_millis(200), every);
+            let sleep = if failed {
+                every
+            } else {
+                self.next_wakeup()
+                    .await
+                    .map_or(every, |t| {
+                        Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
+                    })
+                    .clamp(Duration::from_millis(200), every)
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(sleep) => {}
                 () = job_finished.notified() => { last_eval = None; }
                 () = self.0.outbox.notified() => {}
             }
+        }
+        if leading && let Err(e) = store.release_job(LEASE, &self.0.config.owner).await {
+            tracing::warn!("The alert engine could not release its lease: {e}");
         }
         tracing::info!("The alert engine is stopping.");
     }

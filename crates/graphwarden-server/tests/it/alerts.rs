@@ -276,3 +276,123 @@ async fn a_failing_receiver_is_retried_after_its_backoff_then_given_up() {
     assert_eq!(row.attempts, 2);
     assert_eq!(row.state, graphwarden_store::DeliveryState::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_engine_looks_again_when_a_scheduled_job_finishes() {
+    let d = spawn_with_alerts(ServerConfig::default(), |c| {
+        // Only the job's end can trigger the second evaluation within this test.
+        c.evaluate_every = std::time::Duration::from_secs(3_600);
+    })
+    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = d.alerts.clone();
+    let finished = d.scheduler.finished_signal();
+    let task = tokio::spawn(async move {
+        engine
+            .run(finished, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    check(&d).await;
+    // The loop's first evaluation (at start) has stored its state before the token dies.
+    for _ in 0..100 {
+        if d.inventory.store().alert_state().await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(d.inventory.store().alert_state().await.unwrap().is_some());
+    d.control(
+        "/events/password_change",
+        json!({ "user_id": ids::USER_ANA }),
+    )
+    .await;
+    let r = d
+        .request("post", "/api/v1/jobs/inspect/run", Some("operator"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = d
+            .request("get", "/api/v1/alerts", Some("reader"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if seen.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen[0]["labels"]["alertname"], "token_dead", "{seen}");
+    assert_eq!(seen[0]["receivers"], json!(["log"]));
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_at_a_time_runs_the_engine_and_another_takes_over_when_it_stops() {
+    let d = spawn_with_alerts(ServerConfig::default(), |c| {
+        c.evaluate_every = std::time::Duration::from_secs(1);
+        c.owner = "instance-a".into();
+    })
+    .await;
+    let mut config_b = d.alerts.config().clone();
+    config_b.owner = "instance-b".into();
+    let b = AlertEngine::start(
+        Arc::clone(&d.inventory),
+        Arc::new(d.clock.clone()),
+        config_b,
+    )
+    .await
+    .unwrap();
+    let holder = || async {
+        d.inventory
+            .store()
+            .jobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.name == "alert-engine")
+            .and_then(|j| j.lease_owner)
+    };
+    let spawn_run = |engine: AlertEngine| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let finished = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(async move {
+            engine
+                .run(finished, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        (stop, task)
+    };
+    let (stop_a, task_a) = spawn_run(d.alerts.clone());
+    for _ in 0..100 {
+        if holder().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(holder().await.as_deref(), Some("instance-a"));
+    let (stop_b, task_b) = spawn_run(b);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(holder().await.as_deref(), Some("instance-a"), "b waits");
+    let _ = stop_a.send(());
+    task_a.await.unwrap();
+    for _ in 0..60 {
+        if holder().await.as_deref() == Some("instance-b") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(holder().await.as_deref(), Some("instance-b"));
+    let _ = stop_b.send(());
+    task_b.await.unwrap();
+}

@@ -110,7 +110,8 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         let base = public_url
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
-        let config = alerting_config(&cfg.alerts, &base, &cfg.server.link_ttl)?;
+        let mut config = alerting_config(&cfg.alerts, &base, &cfg.server.link_ttl)?;
+        config.owner = owner.clone();
         Some(
             graphwarden_server::AlertEngine::start(
                 Arc::clone(&inventory),
