@@ -244,7 +244,8 @@ impl AlertEngine {
             ..Evaluation::default()
         };
         let mut deliveries = Vec::new();
-        for n in notifications {
+        for mut n in notifications {
+            n.external_url.clone_from(&inner.config.base_url);
             if n.receiver == LOG_RECEIVER && !inner.config.receivers.contains_key(LOG_RECEIVER) {
                 report.logged += 1;
                 tracing::info!(

@@ -466,22 +466,29 @@ impl Scheduler {
                     .now()
                     .checked_sub(self.0.config.run_retention)
                     .unwrap_or(Timestamp::UNIX_EPOCH);
-                match self
-                    .0
-                    .inventory
-                    .store()
-                    .prune_job_runs(before.as_millisecond())
-                    .await
-                {
-                    Ok(n) => (
+                let store = self.0.inventory.store();
+                let pruned = match store.prune_job_runs(before.as_millisecond()).await {
+                    Ok(runs) => store
+                        .prune_alert_history(before.as_millisecond())
+                        .await
+                        .map(|(deliveries, silences)| (runs, deliveries, silences)),
+                    Err(e) => Err(e),
+                };
+                match pruned {
+                    Ok((n, deliveries, silences)) => (
                         "ok",
                         format!(
-                            "{n} job run(s) older than {} deleted",
+                            "{n} job run(s), {deliveries} alert delivery record(s) and {silences} \
+                             ended silence(s) older than {} deleted",
                             graphwarden_core::duration::format_duration_short(
                                 self.0.config.run_retention
                             )
                         ),
-                        json!({ "job_runs_deleted": n }),
+                        json!({
+                            "job_runs_deleted": n,
+                            "alert_deliveries_deleted": deliveries,
+                            "silences_deleted": silences,
+                        }),
                     ),
                     Err(e) => ("failed", e.to_string(), json!({})),
                 }

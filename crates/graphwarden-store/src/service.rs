@@ -242,4 +242,7 @@ pub trait ServiceStore: Send + Sync {
     async fn live_silences(&self, now_ms: i64) -> Result<Vec<Silence>>;
     /// End a silence now; `false` when there is none with this id or it has already ended.
     async fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool>;
+    /// Delete delivered and failed deliveries made before `before_ms`, and silences that ended
+    /// before it; returns how many of each.
+    async fn prune_alert_history(&self, before_ms: i64) -> Result<(u64, u64)>;
 }

@@ -577,6 +577,24 @@ macro_rules! impl_service_store {
                     .await?;
                     Ok(done.rows_affected() == 1)
                 }
+
+                async fn prune_alert_history(&self, before_ms: i64) -> Result<(u64, u64)> {
+                    let mut tx = self.writer().begin().await?;
+                    let deliveries = sqlx::query(
+                        "DELETE FROM alert_deliveries WHERE created_at < $1 AND state <> 'pending'",
+                    )
+                    .bind(before_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let silences = sqlx::query("DELETE FROM silences WHERE ends_at < $1")
+                        .bind(before_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok((deliveries, silences))
+                }
             }
         }
     };

@@ -1330,4 +1330,14 @@ pub async fn alert_state_outbox_and_silences_round_trip(store: &TestStore) {
             .as_millisecond(),
         3_000
     );
+    // Pruning keeps what is still pending and silences that have not ended.
+    let pending = db
+        .save_alert_state("{\"v\":3}", &[new("ops")], 6_000)
+        .await
+        .unwrap();
+    assert_eq!(db.prune_alert_history(7_000).await.unwrap(), (2, 1));
+    let left = db.deliveries(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, pending[0]);
+    assert!(db.silences().await.unwrap().is_empty());
 }
