@@ -354,16 +354,20 @@ impl AlertEngine {
         }
     }
 
-    /// Every alert the engine holds, with what mutes it now.
+    /// Every alert the engine holds, with what mutes it now. Read from the stored state, so
+    /// every instance answers alike, whichever runs the engine.
     pub async fn alerts(&self) -> Result<Vec<AlertView>, AlertError> {
         let now = self.0.clock.now();
-        let silences = self
-            .0
-            .inventory
-            .store()
-            .live_silences(now.as_millisecond())
-            .await?;
-        Ok(self.0.dispatcher.lock().await.alert_views(now, &silences))
+        let store = self.0.inventory.store();
+        let silences = store.live_silences(now.as_millisecond()).await?;
+        let Some(json) = store.alert_state().await? else {
+            return Ok(Vec::new());
+        };
+        let state: DispatchState = serde_json::from_str(&json).map_err(AlertError::State)?;
+        Ok(
+            Dispatcher::restore(self.0.config.dispatch.clone(), state, now)
+                .alert_views(now, &silences),
+        )
     }
 
     /// Take or keep the engine's lease; `true` while this instance holds it. On taking it, the
