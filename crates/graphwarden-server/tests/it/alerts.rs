@@ -396,3 +396,178 @@ async fn one_instance_at_a_time_runs_the_engine_and_another_takes_over_when_it_s
     let _ = stop_b.send(());
     task_b.await.unwrap();
 }
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// Debian's real Alertmanager on a free loopback port, clustering off, killed on drop.
+struct Am {
+    base: String,
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Am {
+    async fn start() -> Self {
+        assert!(
+            std::path::Path::new(ALERTMANAGER).is_file(),
+            "{ALERTMANAGER} is missing: this test needs Debian's `prometheus-alertmanager`. \
+             Run scripts/setup.sh (or `apt-get install prometheus-alertmanager`)."
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: 'null'\n  group_wait: 1h\nreceivers:\n  - name: 'null'\n",
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("alertmanager.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut am = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            assert!(
+                am.child.try_wait().unwrap().is_none(),
+                "Alertmanager exited:\n{}",
+                am.log_text()
+            );
+            let ready = reqwest::get(format!("{}/-/ready", am.base)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return am;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("Alertmanager was not ready:\n{}", am.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls Alertmanager's active alerts for `token` until `check` holds (it ingests
+    /// asynchronously).
+    async fn until(&self, token: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            last = reqwest::Client::new()
+                .get(format!("{}/api/v2/alerts", self.base))
+                .query(&[("filter", format!("token=\"{token}\""))])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if check(&last) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Alertmanager shows {last:?} for `{token}`\n{}",
+            self.log_text()
+        );
+    }
+}
+
+/// Alertmanager judges firing and resolved by its own wall clock, so this test moves the
+/// daemon's clock to the wall clock (the one place in these tests that reads it).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_real_alertmanager_and_leave_it_when_resolved() {
+    let am = Am::start().await;
+    let base = am.base.clone();
+    let d = spawn_with_alerts(ServerConfig::default(), move |c| {
+        c.receivers.insert(
+            "am".into(),
+            serde_json::from_value(json!({ "type": "alertmanager", "url": base })).unwrap(),
+        );
+        // Short timings: the daemon's clock follows the wall clock here.
+        let route = Route {
+            group_wait: Some(SignedDuration::from_secs(1)),
+            group_interval: Some(SignedDuration::from_secs(1)),
+            ..Route::to("am")
+        };
+        c.dispatch = graphwarden_core::alert::DispatchConfig::new(RouteTree::new(route).unwrap());
+    })
+    .await;
+    let tick = || async {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        d.clock.set(wall_clock());
+    };
+    d.clock.set(wall_clock());
+    let bot = d
+        .inventory
+        .token(&TokenAlias::parse("bot").unwrap())
+        .await
+        .unwrap();
+    d.inventory
+        .renewal_failed(&bot, "Meta said no", "test")
+        .await
+        .unwrap();
+    d.alerts.evaluate().await.unwrap();
+    tick().await;
+    assert!(d.alerts.evaluate().await.unwrap().queued >= 1);
+    assert!(d.alerts.deliver_due().await.unwrap() >= 1);
+    let firing = am
+        .until("bot", |a| {
+            a.iter()
+                .any(|x| x["labels"]["alertname"] == "renewal_failed")
+        })
+        .await;
+    let alert = firing
+        .iter()
+        .find(|x| x["labels"]["alertname"] == "renewal_failed")
+        .unwrap();
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert_eq!(alert["status"]["state"], "active");
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("1 renewal attempt")
+    );
+
+    // The token goes away: the resolution reaches Alertmanager, which drops the alert.
+    d.inventory
+        .remove_token(&TokenAlias::parse("bot").unwrap(), "test")
+        .await
+        .unwrap();
+    tick().await;
+    d.alerts.evaluate().await.unwrap();
+    tick().await;
+    d.alerts.evaluate().await.unwrap();
+    assert!(d.alerts.deliver_due().await.unwrap() >= 1);
+    am.until("bot", |a| {
+        !a.iter()
+            .any(|x| x["labels"]["alertname"] == "renewal_failed")
+    })
+    .await;
+}
