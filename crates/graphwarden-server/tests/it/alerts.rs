@@ -23,13 +23,23 @@ type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A webhook receiver on a free port that records what it is sent.
 async fn receiver() -> (String, Seen) {
+    flaky_receiver(0).await
+}
+
+/// Like [`receiver`], but answers 503 to the first `failures` requests.
+async fn flaky_receiver(failures: usize) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let record = Arc::clone(&seen);
     let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
         let record = Arc::clone(&record);
         async move {
-            record.lock().unwrap().push((headers, body));
-            "ok"
+            let mut seen = record.lock().unwrap();
+            seen.push((headers, body));
+            if seen.len() <= failures {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy")
+            } else {
+                (axum::http::StatusCode::OK, "ok")
+            }
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -235,6 +245,39 @@ async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_res
         got[2].1["alerts"][0]["labels"]["alertname"],
         "renewal_failed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_delivery_keeps_its_webhook_id_and_is_delivered_once() {
+    let (url, seen) = flaky_receiver(1).await;
+    let d = spawn_with_alerts(ServerConfig::default(), configure(&url)).await;
+    let bot = d
+        .inventory
+        .token(&TokenAlias::parse("bot").unwrap())
+        .await
+        .unwrap();
+    d.inventory
+        .renewal_failed(&bot, "no", "test")
+        .await
+        .unwrap();
+    d.alerts.evaluate().await.unwrap();
+    d.clock.advance(SignedDuration::from_secs(31));
+    assert_eq!(d.alerts.evaluate().await.unwrap().queued, 1);
+    assert_eq!(
+        d.alerts.deliver_due().await.unwrap(),
+        0,
+        "503 the first time"
+    );
+    d.clock.advance(SignedDuration::from_secs(10));
+    assert_eq!(d.alerts.deliver_due().await.unwrap(), 1);
+    assert_eq!(d.alerts.deliver_due().await.unwrap(), 0);
+    let got = received(&d, &seen);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, got[1].0, "the same webhook-id on the retry");
+    assert_eq!(got[0].1, got[1].1);
+    let row = &d.inventory.store().deliveries(10).await.unwrap()[0];
+    assert_eq!(row.state, graphwarden_store::DeliveryState::Delivered);
+    assert_eq!(row.attempts, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
