@@ -169,3 +169,83 @@ fn serve_answers_with_keys_and_stops_cleanly_on_sigterm() {
     // Trace-level logs of a whole session never show the key.
     assert!(!log.contains(&key[12..]), "the key leaked into the log");
 }
+
+#[test]
+fn silences_are_added_listed_and_expired_from_the_command_line() {
+    let gw = Gw::with_app();
+    let out = gw
+        .run(&[
+            "silence",
+            "add",
+            "--matcher",
+            "token=\"ana\"",
+            "--matcher",
+            "alertname=~\"token_.*\"",
+            "--duration",
+            "2h",
+            "--comment",
+            "Ana is on holiday",
+            "--json",
+        ])
+        .ok();
+    let silence: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = silence["id"].as_str().unwrap().to_owned();
+    let list = gw.run(&["silence", "list", "--json"]).ok();
+    let all: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(all[0]["id"], id.as_str());
+    assert_eq!(all[0]["comment"], "Ana is on holiday");
+    assert!(all[0]["created_by"].as_str().unwrap().contains("tester"));
+
+    // Matchers that match everything, bad matchers, no comment, bad duration: refused.
+    for bad in [
+        vec![
+            "silence",
+            "add",
+            "--matcher",
+            "token=~\".*\"",
+            "--duration",
+            "1h",
+            "--comment",
+            "x",
+        ],
+        vec![
+            "silence",
+            "add",
+            "--matcher",
+            "token=\"ana",
+            "--duration",
+            "1h",
+            "--comment",
+            "x",
+        ],
+        vec![
+            "silence",
+            "add",
+            "--matcher",
+            "token=\"ana\"",
+            "--duration",
+            "soon",
+            "--comment",
+            "x",
+        ],
+        vec![
+            "silence",
+            "add",
+            "--matcher",
+            "token=\"ana\"",
+            "--duration",
+            "1h",
+            "--comment",
+            "",
+        ],
+    ] {
+        let out = gw.run(&bad);
+        assert_eq!(out.code, 64, "{bad:?}: {}", out.transcript());
+    }
+
+    gw.run(&["silence", "expire", &id]).ok();
+    let out = gw.run(&["silence", "expire", &id]);
+    assert_eq!(out.code, 66, "{}", out.transcript());
+    let out = gw.run(&["silence", "expire", "no-such-silence"]);
+    assert_eq!(out.code, 66, "{}", out.transcript());
+}
