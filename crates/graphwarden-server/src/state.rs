@@ -130,6 +130,12 @@ impl AppState {
         &self.0.config
     }
 
+    /// Something a request did may change which alerts fire (a check, a renewal, a callback):
+    /// have the alert engine look again now rather than at its next period.
+    pub fn tokens_changed(&self) {
+        self.0.services.scheduler.finished_signal().notify_one();
+    }
+
     /// Remember a browser login under `state`, forgetting those older than an hour.
     pub(crate) fn start_login(&self, state: String, login: PendingLogin) {
         if let Ok(mut logins) = self.0.logins.lock() {

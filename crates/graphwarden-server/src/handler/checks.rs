@@ -109,6 +109,7 @@ pub async fn run(
         .map_err(|e| match e {
             graphwarden_lifecycle::check::CheckError::Store(s) => ApiError::from(s),
         })?;
+    state.tokens_changed();
     Ok(Json(CheckResult {
         severity: report.severity(),
         requests: report.requests,

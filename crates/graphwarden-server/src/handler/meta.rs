@@ -77,6 +77,7 @@ pub async fn deauthorize(
             "meta:deauthorize",
         )
         .await?;
+    state.tokens_changed();
     tracing::warn!(app = %app_id, user = %request.user_id, tokens = tokens.len(), "User `{}` removed app `{app_id}`; their tokens are marked `deauthorized`.", request.user_id);
     Ok(Json(Deauthorized {
         tokens: tokens.iter().map(ToString::to_string).collect(),
@@ -144,6 +145,7 @@ pub async fn data_deletion(
     let recorded = inventory
         .record_deletion_request(&app_id, &request.user_id, &detail, "meta:data_deletion")
         .await?;
+    state.tokens_changed();
     tracing::warn!(app = %app_id, user = %request.user_id, code = %recorded.code, "User `{}` asked app `{app_id}` to delete their data.", request.user_id);
     Ok(Json(DeletionAnswer {
         url: format!(

@@ -230,6 +230,7 @@ pub async fn callback(
     .await;
     match outcome {
         Ok(done) => {
+            state.tokens_changed();
             tracing::info!(alias = %done.alias, outcome = done.outcome, "A browser login {} `{}`.", done.outcome, done.alias);
             Ok(page(
                 StatusCode::OK,

@@ -80,6 +80,9 @@ pub async fn run(
             .await
             .map_err(to_api)?
     };
+    if !request.dry_run {
+        state.tokens_changed();
+    }
     Ok(Json(RenewResult {
         dry_run: request.dry_run,
         tokens: report

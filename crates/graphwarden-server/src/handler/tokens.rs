@@ -202,6 +202,7 @@ pub async fn delete(
         .inventory()
         .remove_token(&alias(&a)?, &caller.actor())
         .await?;
+    state.tokens_changed();
     Ok(Json(removed.into()))
 }
 

@@ -379,6 +379,58 @@ async fn the_running_engine_looks_again_when_a_scheduled_job_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_callback_makes_the_running_engine_look_again_at_once() {
+    let d = spawn_with_alerts(ServerConfig::default(), |c| {
+        // Only the callback can trigger the second evaluation within this test.
+        c.evaluate_every = std::time::Duration::from_secs(3_600);
+    })
+    .await;
+    check(&d).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = d.alerts.clone();
+    let finished = d.scheduler.finished_signal();
+    let task = tokio::spawn(async move {
+        engine
+            .run(finished, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    for _ in 0..100 {
+        if d.inventory.store().alert_state().await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let answer = d
+        .control(
+            "/events/deauthorize",
+            json!({ "user_id": ids::USER_ANA, "app_id": ids::APP, "wait": true }),
+        )
+        .await;
+    assert_eq!(answer["callback"]["status"], 200, "{answer}");
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = d
+            .request("get", "/api/v1/alerts", Some("reader"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if seen.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen[0]["labels"]["alertname"], "token_dead", "{seen}");
+    assert_eq!(seen[0]["labels"]["status"], "deauthorized", "{seen}");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_at_a_time_runs_the_engine_and_another_takes_over_when_it_stops() {
     let d = spawn_with_alerts(ServerConfig::default(), |c| {
         c.evaluate_every = std::time::Duration::from_secs(1);
