@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, Notify};
 pub use rule::RuleConfig;
 
 /// The row in the jobs table whose lease says which instance runs the engine.
-const LEASE: &str = "alert-engine";
+pub const LEASE: &str = "alert-engine";
 
 /// The receiver every alert goes to when no route is configured: notifications to it are
 /// written to the log and not delivered anywhere.

@@ -150,6 +150,11 @@ impl Context {
         let cfg = &self.loaded.config.scheduler;
         let mut jobs = Vec::new();
         for (name, job) in &cfg.jobs {
+            if name == graphwarden_server::alerting::LEASE {
+                return Err(CliError::config(format!(
+                    "`scheduler.jobs.{name}`: the name `{name}` is the alert engine's own; pick another"
+                )));
+            }
             if !job.enabled {
                 continue;
             }

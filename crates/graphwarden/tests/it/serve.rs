@@ -98,6 +98,13 @@ fn jobs_are_listed_and_run_by_hand() {
     let out = gw2.run(&["jobs"]);
     assert_eq!(out.code, 78, "{}", out.transcript());
     assert!(out.stderr.contains("every day"), "{}", out.transcript());
+    let mut gw3 = Gw::with_app();
+    gw3.env.push((
+        "GRAPHWARDEN_SCHEDULER__JOBS__ALERT-ENGINE__SCHEDULE".into(),
+        "@daily".into(),
+    ));
+    let out = gw3.run(&["jobs"]);
+    assert_eq!(out.code, 78, "{}", out.transcript());
 }
 
 #[test]
