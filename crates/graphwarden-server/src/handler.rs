@@ -14,8 +14,53 @@ pub mod renewals;
 pub mod silences;
 pub mod tokens;
 
+use axum::body::Bytes;
+use http::{HeaderMap, StatusCode};
 use jiff::Timestamp;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// An optional JSON body: none at all means the defaults, but a body that is there must be
+/// declared JSON and parse. (axum's `Option<Json<T>>` takes a body sent with another content
+/// type for no body at all, so `{"aliases": ["one"]}` sent as a form would act on everything.)
+pub fn json_or_default<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_input",
+            "send the body as JSON, with `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let status = if e.is_data() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(
+            status,
+            "invalid_input",
+            format!("the JSON body is not what this route takes: {e}"),
+        )
+    })
+}
 use utoipa::{IntoParams, ToSchema};
 
 /// Paging of event lists.

@@ -87,10 +87,11 @@ pub struct CheckResult {
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
-    body: Option<Json<CheckRequest>>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Json<CheckResult>, ApiError> {
     caller.require(Role::Operator)?;
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let request: CheckRequest = crate::handler::json_or_default(&headers, &body)?;
     let selection = if request.aliases.is_empty() {
         Selection::default()
     } else {

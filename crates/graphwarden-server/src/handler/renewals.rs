@@ -51,9 +51,10 @@ pub struct RenewResult {
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
-    body: Option<Json<RenewRequest>>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Json<RenewResult>, ApiError> {
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let request: RenewRequest = crate::handler::json_or_default(&headers, &body)?;
     // A preview changes nothing, so readers may ask for one.
     caller.require(if request.dry_run {
         Role::Reader

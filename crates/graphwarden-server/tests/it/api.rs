@@ -274,6 +274,20 @@ async fn bad_requests_get_clear_json_errors_and_change_nothing() {
             400,
             "invalid_input",
         ),
+        // A body that is not declared JSON must not be taken for "no body" (check everything).
+        (
+            d.request("post", "/api/v1/checks", Some("operator"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("{\"aliases\": [\"ana\"]}"),
+            415,
+            "invalid_input",
+        ),
+        (
+            d.request("post", "/api/v1/renewals", Some("operator"))
+                .body("{\"aliases\": [\"ana\"]}"),
+            415,
+            "invalid_input",
+        ),
         (
             d.request("post", "/api/v1/checks", Some("operator"))
                 .json(&json!({ "aliases": "ana" })),
