@@ -61,14 +61,48 @@ fn configure(url: &str) -> impl FnOnce(&mut graphwarden_server::AlertingConfig) 
     }
 }
 
-async fn check(d: &Daemon) {
-    let r = d
-        .request("post", "/api/v1/checks", Some("operator"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+/// Run the engine's loop in the background until the returned sender fires.
+fn run_engine(
+    d: &Daemon,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = d.alerts.clone();
+    let finished = d.scheduler.finished_signal();
+    let task = tokio::spawn(async move {
+        engine
+            .run(finished, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, task)
+}
+
+/// Wait until the loop's first evaluation has stored its state.
+async fn first_evaluation(d: &Daemon) {
+    for _ in 0..100 {
+        if d.inventory.store().alert_state().await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the engine never evaluated");
+}
+
+/// `GET /api/v1/alerts` once it lists something (or after 5 s).
+async fn firing_alerts(d: &Daemon) -> Value {
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = d.get_json("/api/v1/alerts", "reader").await;
+        if seen.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
 }
 
 /// The notifications received so far, each checked against its Standard Webhooks signature
@@ -97,7 +131,7 @@ fn received(d: &Daemon, seen: &Seen) -> Vec<(String, Value)> {
 async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_restarts_resume() {
     let (url, seen) = receiver().await;
     let d = spawn_with_alerts(ServerConfig::default(), configure(&url)).await;
-    check(&d).await;
+    d.check().await;
     let e = &d.alerts;
     assert_eq!(e.evaluate().await.unwrap().firing, 0);
 
@@ -107,7 +141,7 @@ async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_res
         json!({ "user_id": ids::USER_ANA }),
     )
     .await;
-    check(&d).await;
+    d.check().await;
     let first = e.evaluate().await.unwrap();
     assert_eq!(
         (first.firing, first.queued),
@@ -140,14 +174,7 @@ async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_res
     assert_eq!(e.evaluate().await.unwrap().queued, 0);
 
     // The API lists the firing alert.
-    let alerts: Value = d
-        .request("get", "/api/v1/alerts", Some("reader"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: Value = d.get_json("/api/v1/alerts", "reader").await;
     assert_eq!(alerts.as_array().unwrap().len(), 1);
     assert_eq!(alerts[0]["labels"]["alertname"], "token_dead");
     assert_eq!(alerts[0]["receivers"], json!(["ops"]));
@@ -177,14 +204,7 @@ async fn a_dead_token_is_notified_signed_silences_mute_recovery_resolves_and_res
     assert_eq!(e.evaluate().await.unwrap().firing, 2);
     d.clock.advance(SignedDuration::from_secs(31));
     assert_eq!(e.evaluate().await.unwrap().queued, 0, "silenced");
-    let alerts: Value = d
-        .request("get", "/api/v1/alerts", Some("reader"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: Value = d.get_json("/api/v1/alerts", "reader").await;
     let bot_alert = alerts
         .as_array()
         .unwrap()
@@ -327,24 +347,10 @@ async fn the_running_engine_looks_again_when_a_scheduled_job_finishes() {
         c.evaluate_every = std::time::Duration::from_secs(3_600);
     })
     .await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let engine = d.alerts.clone();
-    let finished = d.scheduler.finished_signal();
-    let task = tokio::spawn(async move {
-        engine
-            .run(finished, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    check(&d).await;
+    let (stop, task) = run_engine(&d);
+    d.check().await;
     // The loop's first evaluation (at start) has stored its state before the token dies.
-    for _ in 0..100 {
-        if d.inventory.store().alert_state().await.unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    first_evaluation(&d).await;
     assert!(d.inventory.store().alert_state().await.unwrap().is_some());
     d.control(
         "/events/password_change",
@@ -357,21 +363,7 @@ async fn the_running_engine_looks_again_when_a_scheduled_job_finishes() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    let mut seen = Value::Null;
-    for _ in 0..100 {
-        seen = d
-            .request("get", "/api/v1/alerts", Some("reader"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if seen.as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let seen = firing_alerts(&d).await;
     assert_eq!(seen[0]["labels"]["alertname"], "token_dead", "{seen}");
     assert_eq!(seen[0]["receivers"], json!(["log"]));
     let _ = stop.send(());
@@ -385,23 +377,9 @@ async fn a_meta_callback_makes_the_running_engine_look_again_at_once() {
         c.evaluate_every = std::time::Duration::from_secs(3_600);
     })
     .await;
-    check(&d).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let engine = d.alerts.clone();
-    let finished = d.scheduler.finished_signal();
-    let task = tokio::spawn(async move {
-        engine
-            .run(finished, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    for _ in 0..100 {
-        if d.inventory.store().alert_state().await.unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    d.check().await;
+    let (stop, task) = run_engine(&d);
+    first_evaluation(&d).await;
     let answer = d
         .control(
             "/events/deauthorize",
@@ -409,21 +387,7 @@ async fn a_meta_callback_makes_the_running_engine_look_again_at_once() {
         )
         .await;
     assert_eq!(answer["callback"]["status"], 200, "{answer}");
-    let mut seen = Value::Null;
-    for _ in 0..100 {
-        seen = d
-            .request("get", "/api/v1/alerts", Some("reader"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if seen.as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let seen = firing_alerts(&d).await;
     assert_eq!(seen[0]["labels"]["alertname"], "token_dead", "{seen}");
     assert_eq!(seen[0]["labels"]["status"], "deauthorized", "{seen}");
     let _ = stop.send(());

@@ -119,24 +119,12 @@ async fn tokens_never_show_secrets_and_consumers_fetch_only_their_own() {
         assert!(!text.contains(&ana), "{path} shows the secret");
     }
     let list: Value = d
-        .request("get", "/api/v1/tokens?kind=system_user", Some("reader"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/tokens?kind=system_user", "reader")
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["alias"], "bot");
 
-    let got: Value = d
-        .request("get", "/api/v1/tokens/ana/secret", Some("consumer"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = d.get_json("/api/v1/tokens/ana/secret", "consumer").await;
     assert_eq!(got["access_token"], ana.as_str());
     let r = d
         .request("get", "/api/v1/tokens/bot/secret", Some("consumer"))
@@ -145,14 +133,7 @@ async fn tokens_never_show_secrets_and_consumers_fetch_only_their_own() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Each fetch is in the log, with the key that made it.
-    let events: Value = d
-        .request("get", "/api/v1/tokens/ana/events", Some("reader"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = d.get_json("/api/v1/tokens/ana/events", "reader").await;
     let fetched: Vec<&Value> = events
         .as_array()
         .unwrap()
@@ -237,14 +218,7 @@ async fn checks_renewals_and_jobs_run_through_the_api() {
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["run_id"].as_i64().unwrap();
     d.scheduler.wait_idle().await;
-    let runs: Value = d
-        .request("get", "/api/v1/jobs/inspect/runs", Some("reader"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Value = d.get_json("/api/v1/jobs/inspect/runs", "reader").await;
     assert_eq!(runs[0]["id"], id);
     assert_eq!(runs[0]["outcome"], "ok");
     assert_eq!(runs[0]["trigger"], "manual");

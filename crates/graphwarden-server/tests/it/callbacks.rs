@@ -17,17 +17,6 @@ async fn status(d: &Daemon, alias: &str) -> TokenStatus {
         .status
 }
 
-/// Inspect once so the inventory knows each token's Meta user.
-async fn check(d: &Daemon) {
-    let r = d
-        .request("post", "/api/v1/checks", Some("operator"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_deauthorize_callback_kills_the_users_tokens_and_their_pages_at_once() {
     let d = spawn(ServerConfig::default()).await;
@@ -52,7 +41,7 @@ async fn meta_deauthorize_callback_kills_the_users_tokens_and_their_pages_at_onc
         )
         .await
         .unwrap();
-    check(&d).await;
+    d.check().await;
     let answer = d
         .control(
             "/events/deauthorize",
@@ -92,7 +81,7 @@ async fn meta_deauthorize_callback_kills_the_users_tokens_and_their_pages_at_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_that_do_not_verify_are_refused_and_change_nothing() {
     let d = spawn(ServerConfig::default()).await;
-    check(&d).await;
+    d.check().await;
     let before = d.inventory.recent_events(1000).await.unwrap().len();
     let secret = d.sim.simulator().app_secret(ids::APP).unwrap();
     let payload = json!({ "algorithm": "HMAC-SHA256", "issued_at": 1, "user_id": ids::USER_ANA });
@@ -186,7 +175,7 @@ async fn callbacks_that_do_not_verify_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_deletion_requests_get_a_confirmation_code_and_a_status_page() {
     let d = spawn(ServerConfig::default()).await;
-    check(&d).await;
+    d.check().await;
     let answer = d
         .control(
             "/events/data_deletion",
@@ -218,13 +207,13 @@ async fn data_deletion_requests_get_a_confirmation_code_and_a_status_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_relogin_link_replaces_a_dead_token_through_the_browser_flow() {
     let d = spawn(ServerConfig::default()).await;
-    check(&d).await;
+    d.check().await;
     d.control(
         "/events/password_change",
         json!({ "user_id": ids::USER_ANA }),
     )
     .await;
-    check(&d).await;
+    d.check().await;
     assert_eq!(status(&d, "ana").await, TokenStatus::PasswordChanged);
     let before = d
         .inventory

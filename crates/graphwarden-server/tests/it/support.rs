@@ -262,6 +262,28 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Inspect every token through the API (so the inventory knows each token's Meta user).
+    pub async fn check(&self) {
+        let r = self
+            .request("post", "/api/v1/checks", Some("operator"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    /// A GET's JSON answer.
+    pub async fn get_json(&self, path: &str, role: &str) -> serde_json::Value {
+        self.request("get", path, Some(role))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn key(&self, role: &str) -> &str {
         &self.keys[role]
     }
