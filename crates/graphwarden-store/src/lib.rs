@@ -6,8 +6,9 @@
 //! backend, opens them on the way back, and writes every change together with its event.
 //!
 //! What does not live here: talking to Meta, policy (when to renew, what to alert on), HTTP.
-//! SQL lives only in `sql.rs`, `sqlite.rs`, `postgres.rs` and the migrations.
+//! SQL lives only in `sql.rs`, `sql_service.rs`, `sql_call.rs`, `sqlite.rs`, `postgres.rs` and the migrations.
 
+pub mod call;
 pub mod crypto;
 pub mod error;
 pub mod inventory;
@@ -15,10 +16,12 @@ pub mod model;
 pub mod postgres;
 pub mod service;
 mod sql;
+mod sql_call;
 mod sql_service;
 pub mod sqlite;
 pub mod store;
 
+pub use call::{CallStore, Rollup};
 pub use crypto::MasterKey;
 pub use error::{Result, StoreError};
 pub use inventory::{

@@ -83,3 +83,4 @@ impl PostgresStore {
 
 crate::sql::impl_sql_store!(PostgresStore, sqlx::Postgres);
 crate::sql_service::impl_service_store!(PostgresStore, sqlx::Postgres);
+crate::sql_call::impl_call_store!(PostgresStore, sqlx::Postgres);

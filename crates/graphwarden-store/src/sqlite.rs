@@ -146,6 +146,7 @@ fn restrict_permissions(path: &Path) {
 
 crate::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite);
 crate::sql_service::impl_service_store!(SqliteStore, sqlx::Sqlite);
+crate::sql_call::impl_call_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

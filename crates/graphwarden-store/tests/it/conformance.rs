@@ -1341,3 +1341,59 @@ pub async fn alert_state_outbox_and_silences_round_trip(store: &TestStore) {
     assert_eq!(left[0].id, pending[0]);
     assert!(db.silences().await.unwrap().is_empty());
 }
+
+pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
+    use graphwarden_core::call::{CallRecord, ChangeType};
+    use graphwarden_store::Rollup;
+    let inv = store.initialize().await;
+    let db = inv.store();
+    let call = |at_ms: i64, alias: Option<&str>, code: Option<i64>| CallRecord {
+        at_ms,
+        token_alias: alias.map(str::to_owned),
+        token_fingerprint: alias.map(|a| format!("fp-{a}")),
+        app_id: Some(APP.into()),
+        method: "POST".into(),
+        path: "/{version}/{id}".into(),
+        object_id: Some("23850000000000001".into()),
+        change: ChangeType::BudgetChange,
+        http_status: if code.is_some() { 400 } else { 200 },
+        error_code: code,
+        error_subcode: code.map(|_| 2_446_079),
+        error_class: code.map(|_| "throttled".into()),
+        duration_us: 1500,
+        usage_pct: Some(12.5),
+        usage: Some(r#"{"app":{"call_count":12.5}}"#.into()),
+        batch_index: Some(3),
+        outcome: "forwarded".into(),
+    };
+    // More rows than one statement takes.
+    let mut calls: Vec<CallRecord> = (0..900).map(|i| call(60_000 + i, Some("ana"), None)).collect();
+    calls.push(call(120_500, Some("ana"), Some(80004)));
+    calls.push(call(120_600, None, None));
+    db.insert_calls(&calls, &Rollup::fold(&calls)).await.unwrap();
+    // The same minute again adds to its rollup rather than replacing it.
+    let again = vec![call(60_100, Some("ana"), None)];
+    db.insert_calls(&again, &Rollup::fold(&again)).await.unwrap();
+    assert_eq!(db.call_count().await.unwrap(), 903);
+
+    let recent = db.recent_calls(Some("ana"), 2).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0], calls[900], "newest first, every field kept");
+    assert_eq!(db.recent_calls(None, 1).await.unwrap()[0], calls[901]);
+
+    let rollups = db.rollups_since(0).await.unwrap();
+    let first = rollups
+        .iter()
+        .find(|r| r.minute_ms == 60_000 && r.token_alias == "ana")
+        .unwrap();
+    assert_eq!(first.calls, 901);
+    assert_eq!(first.duration_us, 901 * 1500);
+    assert_eq!(first.max_usage_pct, 12.5);
+    assert!(rollups.iter().any(|r| r.minute_ms == 120_000 && r.error_code == 80004 && r.calls == 1));
+    assert!(rollups.iter().any(|r| r.minute_ms == 120_000 && r.token_alias.is_empty()));
+    assert_eq!(db.rollups_since(120_000).await.unwrap().len(), 2);
+
+    let (calls_deleted, rollups_deleted) = db.prune_calls(120_000, 100_000).await.unwrap();
+    assert_eq!((calls_deleted, rollups_deleted), (901, 1));
+    assert_eq!(db.call_count().await.unwrap(), 2);
+}

@@ -55,4 +55,5 @@ on_both_backends!(
     api_keys_are_shown_once_hashed_and_revocable,
     jobs_keep_their_next_run_and_one_claimant,
     alert_state_outbox_and_silences_round_trip,
+    call_records_and_rollups_round_trip_and_prune,
 );

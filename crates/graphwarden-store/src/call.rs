@@ -1,0 +1,153 @@
+//! The proxy's call records and their per-minute rollups: [`CallStore`], implemented once per
+//! backend from the SQL in `sql_call.rs`. Records arrive in batches from one writer task; the
+//! rollups are added to in the same transaction, so the two always agree.
+
+use async_trait::async_trait;
+use graphwarden_core::call::CallRecord;
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// What one minute of calls adds to a rollup row. Key columns are empty strings when unknown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollup {
+    /// The minute's start, epoch milliseconds.
+    pub minute_ms: i64,
+    pub token_alias: String,
+    pub app_id: String,
+    /// The ad account (`act_…`) or other object the calls were about.
+    pub account: String,
+    pub path: String,
+    /// Empty on success.
+    pub error_class: String,
+    /// 0 on success.
+    pub error_code: i64,
+    pub calls: i64,
+    /// Calls graphwarden answered itself, holding them back from Meta.
+    pub refused: i64,
+    pub duration_us: i64,
+    pub max_usage_pct: f64,
+}
+
+impl Rollup {
+    /// The row one call adds to.
+    pub fn of(call: &CallRecord) -> Self {
+        Self {
+            minute_ms: call.at_ms - call.at_ms.rem_euclid(60_000),
+            token_alias: call.token_alias.clone().unwrap_or_default(),
+            app_id: call.app_id.clone().unwrap_or_default(),
+            account: call.object_id.clone().unwrap_or_default(),
+            path: call.path.clone(),
+            error_class: call.error_class.clone().unwrap_or_default(),
+            error_code: call.error_code.unwrap_or(0),
+            calls: 1,
+            refused: i64::from(call.outcome == "refused"),
+            duration_us: call.duration_us,
+            max_usage_pct: call.usage_pct.unwrap_or(0.0),
+        }
+    }
+
+    fn same_row(&self, other: &Self) -> bool {
+        self.minute_ms == other.minute_ms
+            && self.token_alias == other.token_alias
+            && self.app_id == other.app_id
+            && self.account == other.account
+            && self.path == other.path
+            && self.error_class == other.error_class
+            && self.error_code == other.error_code
+    }
+
+    /// Fold `calls` into as few rows as they make.
+    pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
+        let mut rows: std::collections::HashMap<(i64, String, String, String, String, String, i64), Self> =
+            std::collections::HashMap::new();
+        for call in calls {
+            let r = Self::of(call);
+            let key = (
+                r.minute_ms,
+                r.token_alias.clone(),
+                r.app_id.clone(),
+                r.account.clone(),
+                r.path.clone(),
+                r.error_class.clone(),
+                r.error_code,
+            );
+            match rows.get_mut(&key) {
+                Some(row) => {
+                    debug_assert!(row.same_row(&r));
+                    row.calls += r.calls;
+                    row.refused += r.refused;
+                    row.duration_us += r.duration_us;
+                    row.max_usage_pct = row.max_usage_pct.max(r.max_usage_pct);
+                }
+                None => {
+                    rows.insert(key, r);
+                }
+            }
+        }
+        let mut out: Vec<Self> = rows.into_values().collect();
+        out.sort_by(|a, b| {
+            (a.minute_ms, &a.token_alias, &a.path).cmp(&(b.minute_ms, &b.token_alias, &b.path))
+        });
+        out
+    }
+}
+
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Write call records and what they add to the rollups, in one transaction.
+    async fn insert_calls(&self, calls: &[CallRecord], rollups: &[Rollup]) -> Result<()>;
+    /// The latest calls, newest first, of one token or all.
+    async fn recent_calls(&self, token_alias: Option<&str>, limit: i64) -> Result<Vec<CallRecord>>;
+    /// How many call records there are (for tests and `graphwarden usage`).
+    async fn call_count(&self) -> Result<i64>;
+    /// Rollup rows of minutes at or after `since_ms`, oldest first.
+    async fn rollups_since(&self, since_ms: i64) -> Result<Vec<Rollup>>;
+    /// Delete call records before `calls_before_ms` and rollups before `rollups_before_ms`;
+    /// returns how many of each.
+    async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graphwarden_core::call::ChangeType;
+
+    fn call(at_ms: i64, alias: &str, code: Option<i64>) -> CallRecord {
+        CallRecord {
+            at_ms,
+            token_alias: Some(alias.to_owned()),
+            token_fingerprint: None,
+            app_id: Some("1".into()),
+            method: "GET".into(),
+            path: "/{version}/me".into(),
+            object_id: Some("me".into()),
+            change: ChangeType::Read,
+            http_status: if code.is_some() { 400 } else { 200 },
+            error_code: code,
+            error_subcode: None,
+            error_class: code.map(|_| "throttled".to_owned()),
+            duration_us: 10,
+            usage_pct: Some(at_ms as f64 / 1000.0),
+            usage: None,
+            batch_index: None,
+            outcome: "forwarded".into(),
+        }
+    }
+
+    #[test]
+    fn calls_fold_per_minute_token_path_and_error() {
+        let rows = Rollup::fold(&[
+            call(60_000, "a", None),
+            call(61_000, "a", None),
+            call(119_999, "a", Some(4)),
+            call(120_000, "a", None),
+            call(61_000, "b", None),
+        ]);
+        assert_eq!(rows.len(), 4);
+        let first = &rows[0];
+        assert_eq!((first.minute_ms, first.calls, first.duration_us), (60_000, 2, 20));
+        assert_eq!(first.max_usage_pct, 61.0);
+        assert!(rows.iter().any(|r| r.error_code == 4 && r.minute_ms == 60_000));
+    }
+}

@@ -1,0 +1,189 @@
+//! The SQL of [`crate::call::CallStore`], shared by both backends like `sql.rs`.
+
+/// Expands to the `CallStore` implementation for one backend (same requirements as
+/// `impl_sql_store!`).
+macro_rules! impl_call_store {
+    ($store:ident, $db:ty) => {
+        mod call_sql {
+            use async_trait::async_trait;
+            use graphwarden_core::call::{CallRecord, ChangeType};
+            use sqlx::Row as _;
+
+            use $crate::call::{CallStore, Rollup};
+            use $crate::error::{Result, StoreError};
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            /// Rows per statement: 18 binds each stays far below either backend's limit.
+            const CHUNK: usize = 400;
+
+            fn call_from_row(row: &DbRow) -> Result<CallRecord> {
+                let change: String = row.try_get("change")?;
+                let status: i64 = row.try_get("http_status")?;
+                Ok(CallRecord {
+                    at_ms: row.try_get("at")?,
+                    token_alias: row.try_get("token_alias")?,
+                    token_fingerprint: row.try_get("token_fingerprint")?,
+                    app_id: row.try_get("app_id")?,
+                    method: row.try_get("method")?,
+                    path: row.try_get("path")?,
+                    object_id: row.try_get("object_id")?,
+                    change: ChangeType::parse(&change)
+                        .ok_or_else(|| StoreError::corrupt(format!("stored change `{change}`")))?,
+                    http_status: u16::try_from(status).unwrap_or(0),
+                    error_code: row.try_get("error_code")?,
+                    error_subcode: row.try_get("error_subcode")?,
+                    error_class: row.try_get("error_class")?,
+                    duration_us: row.try_get("duration_us")?,
+                    usage_pct: row.try_get("usage_pct")?,
+                    usage: row.try_get("usage")?,
+                    batch_index: row
+                        .try_get::<Option<i64>, _>("batch_index")?
+                        .and_then(|i| i32::try_from(i).ok()),
+                    outcome: row.try_get("outcome")?,
+                })
+            }
+
+            fn rollup_from_row(row: &DbRow) -> Result<Rollup> {
+                Ok(Rollup {
+                    minute_ms: row.try_get("minute")?,
+                    token_alias: row.try_get("token_alias")?,
+                    app_id: row.try_get("app_id")?,
+                    account: row.try_get("account")?,
+                    path: row.try_get("path")?,
+                    error_class: row.try_get("error_class")?,
+                    error_code: row.try_get("error_code")?,
+                    calls: row.try_get("calls")?,
+                    refused: row.try_get("refused")?,
+                    duration_us: row.try_get("duration_us")?,
+                    max_usage_pct: row.try_get("max_usage_pct")?,
+                })
+            }
+
+            const CALL_COLUMNS: &str = "at, token_alias, token_fingerprint, app_id, method, path, \
+                object_id, change, http_status, error_code, error_subcode, error_class, \
+                duration_us, usage_pct, usage, batch_index, outcome";
+
+            #[async_trait]
+            impl CallStore for super::$store {
+                async fn insert_calls(&self, calls: &[CallRecord], rollups: &[Rollup]) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    for chunk in calls.chunks(CHUNK) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO calls ({CALL_COLUMNS}) "
+                        ));
+                        q.push_values(chunk, |mut b, c| {
+                            b.push_bind(c.at_ms)
+                                .push_bind(c.token_alias.clone())
+                                .push_bind(c.token_fingerprint.clone())
+                                .push_bind(c.app_id.clone())
+                                .push_bind(c.method.clone())
+                                .push_bind(c.path.clone())
+                                .push_bind(c.object_id.clone())
+                                .push_bind(c.change.as_str())
+                                .push_bind(i64::from(c.http_status))
+                                .push_bind(c.error_code)
+                                .push_bind(c.error_subcode)
+                                .push_bind(c.error_class.clone())
+                                .push_bind(c.duration_us)
+                                .push_bind(c.usage_pct)
+                                .push_bind(c.usage.clone())
+                                .push_bind(c.batch_index.map(i64::from))
+                                .push_bind(c.outcome.clone());
+                        });
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    for r in rollups {
+                        sqlx::query(
+                            "INSERT INTO call_rollups (minute, token_alias, app_id, account, path, \
+                             error_class, error_code, calls, refused, duration_us, max_usage_pct) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                             ON CONFLICT (minute, token_alias, app_id, account, path, error_class, error_code) \
+                             DO UPDATE SET calls = call_rollups.calls + excluded.calls, \
+                             refused = call_rollups.refused + excluded.refused, \
+                             duration_us = call_rollups.duration_us + excluded.duration_us, \
+                             max_usage_pct = CASE WHEN excluded.max_usage_pct > call_rollups.max_usage_pct \
+                                 THEN excluded.max_usage_pct ELSE call_rollups.max_usage_pct END",
+                        )
+                        .bind(r.minute_ms)
+                        .bind(&r.token_alias)
+                        .bind(&r.app_id)
+                        .bind(&r.account)
+                        .bind(&r.path)
+                        .bind(&r.error_class)
+                        .bind(r.error_code)
+                        .bind(r.calls)
+                        .bind(r.refused)
+                        .bind(r.duration_us)
+                        .bind(r.max_usage_pct)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn recent_calls(&self, token_alias: Option<&str>, limit: i64) -> Result<Vec<CallRecord>> {
+                    let rows = match token_alias {
+                        Some(alias) => {
+                            sqlx::query(&format!(
+                                "SELECT {CALL_COLUMNS} FROM calls WHERE token_alias = $1 \
+                                 ORDER BY at DESC, id DESC LIMIT $2"
+                            ))
+                            .bind(alias)
+                            .bind(limit)
+                            .fetch_all(self.reader())
+                            .await?
+                        }
+                        None => {
+                            sqlx::query(&format!(
+                                "SELECT {CALL_COLUMNS} FROM calls ORDER BY at DESC, id DESC LIMIT $1"
+                            ))
+                            .bind(limit)
+                            .fetch_all(self.reader())
+                            .await?
+                        }
+                    };
+                    rows.iter().map(call_from_row).collect()
+                }
+
+                async fn call_count(&self) -> Result<i64> {
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM calls")
+                        .fetch_one(self.reader())
+                        .await?;
+                    Ok(row.try_get("n")?)
+                }
+
+                async fn rollups_since(&self, since_ms: i64) -> Result<Vec<Rollup>> {
+                    let rows = sqlx::query(
+                        "SELECT minute, token_alias, app_id, account, path, error_class, error_code, \
+                         calls, refused, duration_us, max_usage_pct FROM call_rollups \
+                         WHERE minute >= $1 ORDER BY minute",
+                    )
+                    .bind(since_ms)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter().map(rollup_from_row).collect()
+                }
+
+                async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64)> {
+                    let mut tx = self.writer().begin().await?;
+                    let calls = sqlx::query("DELETE FROM calls WHERE at < $1")
+                        .bind(calls_before_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let rollups = sqlx::query("DELETE FROM call_rollups WHERE minute < $1")
+                        .bind(rollups_before_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok((calls, rollups))
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_call_store;
