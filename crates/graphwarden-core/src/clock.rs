@@ -32,6 +32,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// A monotonic stopwatch, for measuring how long something took (latency figures, bounded
+/// waits). Never a source of "now": that is [`Clock`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    #[allow(clippy::disallowed_methods)] // a monotonic reading for durations, not a time of day
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+}
+
 /// A clock that only moves when told to. Cloning shares the same time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {

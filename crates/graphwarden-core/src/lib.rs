@@ -20,6 +20,6 @@ pub mod token;
 pub mod usage;
 
 pub use access::Role;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, Stopwatch, SystemClock};
 pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias, free_text, parse_scope_list};
 pub use token::{TokenKind, TokenStatus};

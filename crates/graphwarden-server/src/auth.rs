@@ -60,8 +60,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
+        Self::from_headers(&parts.headers, state).await
+    }
+}
+
+impl Caller {
+    /// The caller a request's `Authorization` header names, checked and rate-limited.
+    pub async fn from_headers(headers: &http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod health;
 pub mod jobs;
 pub mod meta;
+pub mod metrics;
 pub mod oauth;
 pub mod renewals;
 pub mod silences;

@@ -10,7 +10,9 @@ pub mod alerting;
 pub mod auth;
 pub mod error;
 pub mod handler;
+pub mod metrics;
 pub mod openapi;
+pub mod proxy;
 pub mod scheduler;
 pub mod state;
 
@@ -25,6 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use alerting::{AlertEngine, AlertingConfig};
 pub use error::ApiError;
+pub use proxy::{Proxy, ProxyConfig};
 pub use scheduler::{JobKind, JobSpec, Scheduler, SchedulerConfig};
 pub use state::{AppState, ServerConfig, Services};
 

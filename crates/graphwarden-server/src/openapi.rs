@@ -7,19 +7,21 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handler::{alerts, apps, checks, health, jobs, meta, oauth, renewals, silences, tokens};
+use crate::handler::{
+    alerts, apps, checks, health, jobs, meta, metrics, oauth, renewals, silences, tokens,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "graphwarden",
-        description = "Keeps Meta Graph and Marketing API access tokens alive, watched and least-privileged. Every route but the health probes needs `Authorization: Bearer KEY` (`graphwarden apikey create`).",
+        description = "Keeps Meta Graph and Marketing API access tokens alive, watched and least-privileged. Every route but the health probes and `/metrics` needs `Authorization: Bearer KEY` (`graphwarden apikey create`).",
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "health", description = "Liveness and readiness, without authentication"),
+        (name = "health", description = "Liveness, readiness and Prometheus metrics, without authentication (metrics can be made to ask for a reader key)"),
         (name = "apps", description = "Registered Meta apps"),
         (name = "tokens", description = "The token inventory and its event log"),
         (name = "lifecycle", description = "Inspection and renewal, now"),
@@ -52,6 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
+        .routes(routes!(metrics::get))
         .routes(routes!(apps::list))
         .routes(routes!(apps::get))
         .routes(routes!(tokens::list))

@@ -65,6 +65,10 @@ pub struct SchedulerConfig {
     pub max_sleep: Duration,
     /// Job runs older than this are deleted by `prune` jobs.
     pub run_retention: SignedDuration,
+    /// Proxy call records older than this are deleted by `prune` jobs.
+    pub call_retention: SignedDuration,
+    /// Per-minute call rollups older than this are deleted by `prune` jobs.
+    pub rollup_retention: SignedDuration,
     /// This instance's name in leases and runs.
     pub owner: String,
 }
@@ -77,6 +81,8 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(600),
             max_sleep: Duration::from_secs(30),
             run_retention: SignedDuration::from_hours(24 * 90),
+            call_retention: SignedDuration::from_hours(24 * 7),
+            rollup_retention: SignedDuration::from_hours(24 * 90),
             owner: "graphwarden".to_owned(),
         }
     }
@@ -467,27 +473,48 @@ impl Scheduler {
                     .checked_sub(self.0.config.run_retention)
                     .unwrap_or(Timestamp::UNIX_EPOCH);
                 let store = self.0.inventory.store();
-                let pruned = match store.prune_job_runs(before.as_millisecond()).await {
-                    Ok(runs) => store
-                        .prune_alert_history(before.as_millisecond())
-                        .await
-                        .map(|(deliveries, silences)| (runs, deliveries, silences)),
-                    Err(e) => Err(e),
+                let now = self.0.clock.now();
+                let cutoff = |keep: SignedDuration| {
+                    now.checked_sub(keep)
+                        .unwrap_or(Timestamp::UNIX_EPOCH)
+                        .as_millisecond()
                 };
+                let pruned = async {
+                    let runs = store.prune_job_runs(before.as_millisecond()).await?;
+                    let (deliveries, silences) =
+                        store.prune_alert_history(before.as_millisecond()).await?;
+                    let (calls, rollups) = store
+                        .prune_calls(
+                            cutoff(self.0.config.call_retention),
+                            cutoff(self.0.config.rollup_retention),
+                        )
+                        .await?;
+                    Ok::<_, StoreError>((runs, deliveries, silences, calls, rollups))
+                }
+                .await;
                 match pruned {
-                    Ok((n, deliveries, silences)) => (
+                    Ok((n, deliveries, silences, calls, rollups)) => (
                         "ok",
                         format!(
                             "{n} job run(s), {deliveries} alert delivery record(s) and {silences} \
-                             ended silence(s) older than {} deleted",
+                             ended silence(s) older than {}, {calls} call record(s) older than {} \
+                             and {rollups} call rollup(s) older than {} deleted",
                             graphwarden_core::duration::format_duration_short(
                                 self.0.config.run_retention
+                            ),
+                            graphwarden_core::duration::format_duration_short(
+                                self.0.config.call_retention
+                            ),
+                            graphwarden_core::duration::format_duration_short(
+                                self.0.config.rollup_retention
                             )
                         ),
                         json!({
                             "job_runs_deleted": n,
                             "alert_deliveries_deleted": deliveries,
                             "silences_deleted": silences,
+                            "call_records_deleted": calls,
+                            "call_rollups_deleted": rollups,
                         }),
                     ),
                     Err(e) => ("failed", e.to_string(), json!({})),

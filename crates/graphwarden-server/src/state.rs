@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// How long a re-login link stays valid.
     pub link_ttl: Duration,
+    /// `/metrics` asks for a reader key.
+    pub metrics_require_key: bool,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             rate_limit_per_minute: 600,
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
+            metrics_require_key: false,
         }
     }
 }
@@ -62,6 +65,9 @@ pub struct Services {
 
 struct Inner {
     services: Services,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The Graph proxy, when this server runs one (weak: the proxy holds this state).
+    proxy: std::sync::OnceLock<std::sync::Weak<crate::proxy::Proxy>>,
     config: ServerConfig,
     limiter: DefaultKeyedRateLimiter<String>,
     /// Browser logins in progress, by their `state`.
@@ -92,6 +98,8 @@ impl AppState {
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute));
         Self(Arc::new(Inner {
             services,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            proxy: std::sync::OnceLock::new(),
             config,
             limiter,
             logins: Mutex::new(HashMap::new()),
@@ -124,6 +132,19 @@ impl AppState {
 
     pub fn alerts(&self) -> Option<&crate::alerting::AlertEngine> {
         self.0.services.alerts.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.0.metrics
+    }
+
+    /// The Graph proxy running beside this API, if any.
+    pub fn proxy(&self) -> Option<Arc<crate::proxy::Proxy>> {
+        self.0.proxy.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    pub(crate) fn set_proxy(&self, proxy: &Arc<crate::proxy::Proxy>) {
+        let _ = self.0.proxy.set(Arc::downgrade(proxy));
     }
 
     pub fn config(&self) -> &ServerConfig {

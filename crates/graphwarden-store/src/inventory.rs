@@ -203,6 +203,12 @@ impl Inventory {
         }
     }
 
+    /// The keyed fingerprint (HMAC) of a token, as the inventory finds tokens by: what call
+    /// records and the event log name a token by, never the token itself.
+    pub fn token_fingerprint(&self, secret: &str) -> Result<String> {
+        self.fingerprint(secret)
+    }
+
     fn fingerprint(&self, secret: &str) -> Result<String> {
         let keys = self.keys.read().map_err(|_| poisoned())?;
         Ok(keys.fingerprint.fingerprint(secret.as_bytes()))

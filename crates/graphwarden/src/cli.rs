@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// Address for the API and health probes (overrides `server.listen`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Also run the Graph proxy on this address (overrides `proxy.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub proxy_listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

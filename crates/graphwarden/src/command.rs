@@ -182,6 +182,12 @@ impl Context {
             jobs,
             jitter: to_std(graphwarden_core::duration::parse_duration(&cfg.jitter)?),
             run_retention: graphwarden_core::duration::parse_duration(&cfg.run_retention)?,
+            call_retention: graphwarden_core::duration::parse_duration(
+                &self.loaded.config.proxy.record_retention,
+            )?,
+            rollup_retention: graphwarden_core::duration::parse_duration(
+                &self.loaded.config.proxy.rollup_retention,
+            )?,
             owner: owner.to_owned(),
             ..SchedulerConfig::default()
         };

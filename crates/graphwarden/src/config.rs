@@ -31,6 +31,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub scheduler: SchedulerSettings,
     pub alerts: AlertSettings,
+    pub proxy: ProxySettings,
 }
 
 impl Default for Config {
@@ -47,6 +48,57 @@ impl Default for Config {
             server: ServerSettings::default(),
             scheduler: SchedulerSettings::default(),
             alerts: AlertSettings::default(),
+            proxy: ProxySettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    pub listen: String,
+    pub upstream: String,
+    pub default_alias: String,
+    pub soft_percent: f64,
+    pub hard_percent: f64,
+    pub max_spacing: String,
+    pub probe_after: String,
+    pub throttle_hold: String,
+    pub max_wait: String,
+    pub record: bool,
+    pub record_retention: String,
+    pub rollup_retention: String,
+    pub max_body_bytes: usize,
+    pub max_buffer_bytes: usize,
+    pub max_header_bytes: usize,
+    pub upstream_timeout: String,
+    pub idle_timeout: String,
+    pub retries: usize,
+    pub cache_ttl: String,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            upstream: String::new(),
+            default_alias: String::new(),
+            soft_percent: 75.0,
+            hard_percent: 95.0,
+            max_spacing: "1s".to_owned(),
+            probe_after: "30s".to_owned(),
+            throttle_hold: "60s".to_owned(),
+            max_wait: "10s".to_owned(),
+            record: true,
+            record_retention: "7d".to_owned(),
+            rollup_retention: "90d".to_owned(),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_buffer_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            upstream_timeout: "120s".to_owned(),
+            idle_timeout: "60s".to_owned(),
+            retries: 2,
+            cache_ttl: "30s".to_owned(),
         }
     }
 }
@@ -61,6 +113,7 @@ pub struct ServerSettings {
     pub shutdown_grace: String,
     pub public_url: String,
     pub link_ttl: String,
+    pub metrics_require_key: bool,
 }
 
 impl Default for ServerSettings {
@@ -73,6 +126,7 @@ impl Default for ServerSettings {
             shutdown_grace: "30s".to_owned(),
             public_url: String::new(),
             link_ttl: "7d".to_owned(),
+            metrics_require_key: false,
         }
     }
 }

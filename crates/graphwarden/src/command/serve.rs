@@ -54,6 +54,58 @@ pub fn alerting_config(
     Ok(c)
 }
 
+/// The proxy's settings from `[proxy]` (and `graph_url`, `graph.timed_proof`), checked.
+pub fn proxy_config(cfg: &crate::config::Config) -> CliResult<graphwarden_server::ProxyConfig> {
+    let p = &cfg.proxy;
+    let bad = |what: &str, e: &dyn std::fmt::Display| CliError::config(format!("proxy.{what}: {e}"));
+    let d = |what: &str, text: &str| -> CliResult<Duration> {
+        duration(text).map_err(|e| bad(what, &e.message))
+    };
+    if !(0.0..=1000.0).contains(&p.soft_percent)
+        || !(0.0..=1000.0).contains(&p.hard_percent)
+        || p.soft_percent > p.hard_percent
+    {
+        return Err(CliError::config(format!(
+            "proxy.soft_percent ({}) and proxy.hard_percent ({}) must be percentages with soft ≤ hard",
+            p.soft_percent, p.hard_percent
+        )));
+    }
+    let default_alias = if p.default_alias.trim().is_empty() {
+        None
+    } else {
+        Some(
+            graphwarden_core::TokenAlias::parse(p.default_alias.trim())
+                .map_err(|e| bad("default_alias", &e))?,
+        )
+    };
+    let upstream = if p.upstream.trim().is_empty() {
+        cfg.graph_url.clone()
+    } else {
+        p.upstream.trim().to_owned()
+    };
+    Ok(graphwarden_server::ProxyConfig {
+        upstream,
+        default_alias,
+        pacing: graphwarden_core::pacing::PacingConfig {
+            soft_percent: p.soft_percent,
+            hard_percent: p.hard_percent,
+            max_spacing: d("max_spacing", &p.max_spacing)?,
+            probe_after: d("probe_after", &p.probe_after)?,
+            throttle_hold: d("throttle_hold", &p.throttle_hold)?,
+        },
+        max_wait: d("max_wait", &p.max_wait)?,
+        record: p.record,
+        max_body: p.max_body_bytes,
+        max_buffer: p.max_buffer_bytes,
+        max_header_bytes: p.max_header_bytes,
+        upstream_timeout: d("upstream_timeout", &p.upstream_timeout)?,
+        idle_timeout: d("idle_timeout", &p.idle_timeout)?,
+        retries: p.retries,
+        timed_proof: cfg.graph.timed_proof,
+        cache_ttl: d("cache_ttl", &p.cache_ttl)?,
+    })
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -140,8 +192,28 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             rate_limit_per_minute: cfg.server.rate_limit_per_minute,
             public_url,
             link_ttl: duration(&cfg.server.link_ttl)?,
+            metrics_require_key: cfg.server.metrics_require_key,
         },
     );
+    let proxy_listen = args
+        .proxy_listen
+        .clone()
+        .or_else(|| Some(cfg.proxy.listen.trim().to_owned()).filter(|l| !l.is_empty()));
+    let proxy = match &proxy_listen {
+        Some(addr) => {
+            let config = proxy_config(cfg)?;
+            let proxy = graphwarden_server::Proxy::new(state.clone(), config)
+                .map_err(CliError::config)?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                CliError::new(
+                    crate::exit::UNAVAILABLE,
+                    format!("could not listen on {addr} for the proxy: {e}"),
+                )
+            })?;
+            Some((proxy, listener))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         CliError::new(
             crate::exit::UNAVAILABLE,
@@ -176,8 +248,20 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         tracing::info!("Stopping: no new requests or jobs; letting those in flight finish.");
         let _ = stop_tx.send(true);
     });
+    let proxy_task = match proxy {
+        Some((proxy, listener)) => {
+            let at = listener
+                .local_addr()
+                .map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
+            println!("graphwarden serve: Graph proxy on http://{at} (to {})", proxy.config().upstream);
+            tracing::info!(%at, "The Graph proxy is listening.");
+            let rx = stop_rx.clone();
+            Some(tokio::spawn(proxy.serve(listener, stopped(rx), grace)))
+        }
+        None => None,
+    };
     // A line for people and scripts: where it listens.
-    println!("graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz)");
+    println!("graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz, metrics: /metrics)");
     tracing::info!(%local, scheduler = cfg.scheduler.enabled, "Serving.");
     graphwarden_server::launch_with_listener(state, listener, stopped(stop_rx), grace)
         .await
@@ -191,6 +275,10 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
     }
     if let Some(task) = alert_task {
         let _ = tokio::time::timeout(grace, task).await;
+    }
+    if let Some(task) = proxy_task {
+        // The proxy writes its queued call records before it returns.
+        let _ = task.await;
     }
     tracing::info!("Stopped.");
     Ok(0)

@@ -1,0 +1,1161 @@
+//! The Graph proxy: what callers point an SDK's base URL at instead of `graph.facebook.com`.
+//! Paths are Graph's own; answers are Graph's own, streamed.
+//!
+//! On the way out it picks the token (the caller's own, or a stored one by alias — see
+//! [`credential`]), adds `appsecret_proof` for the token actually sent, and asks the pacer
+//! whether the call may go now, later, or not at all (held calls are answered here with a
+//! Meta-shaped throttle error and `Retry-After`: they never reach Meta to prolong a block).
+//! On the way back it reads the usage headers of every answer (errors and batch items too),
+//! feeds them to the pacer and the metrics, decodes Meta's error, starts an inspection when a
+//! stored token is refused with 190, and records the call through the batching writer.
+//!
+//! Bodies: requests stream upstream, except form bodies (read, up to `max_body`, to find the
+//! token and the batch). Answers stream back, except errors and batches (read, to decode
+//! them), and answers to callers that hold no token, which are read so the stored token
+//! can be scrubbed out of `paging.next` links. Graph is asked for uncompressed answers so
+//! that what is read can be decoded.
+
+pub mod body;
+pub mod credential;
+pub mod recorder;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use graphwarden_core::call::{self, CallRecord, PathInfo};
+use graphwarden_core::pacing::{Decision, Pacer, PacingConfig, Refusal, Subject};
+use graphwarden_core::usage::Usage;
+use graphwarden_core::{Stopwatch, TokenAlias};
+use graphwarden_lifecycle::Selection;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use self::body::{BoxError, Observed, Pending, ProxyBody, Read, empty, full, read_up_to};
+use self::credential::{CredentialError, Credentials, KEY_PREFIX};
+use self::recorder::Recorder;
+use crate::state::AppState;
+
+/// How the proxy runs.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Graph's base URL (`https://graph.facebook.com`), or a simulator's.
+    pub upstream: String,
+    /// The stored token used when a caller with a key names none.
+    pub default_alias: Option<TokenAlias>,
+    pub pacing: PacingConfig,
+    /// The longest a held call waits before it is refused.
+    pub max_wait: Duration,
+    /// Record every call in the database.
+    pub record: bool,
+    /// The largest form body read (and request body passed on), in bytes.
+    pub max_body: usize,
+    /// The largest answer read into memory (errors, batches, answers that must be scrubbed).
+    pub max_buffer: usize,
+    /// The largest request head (request line and headers) accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// How long Graph may take to start answering.
+    pub upstream_timeout: Duration,
+    /// How long an answer's body may stall before it is cut off.
+    pub idle_timeout: Duration,
+    /// Extra attempts for safe methods (GET, HEAD) after a transient failure.
+    pub retries: usize,
+    /// Send the timed proof (`appsecret_time`) instead of the classic one.
+    pub timed_proof: bool,
+    /// How long token and key lookups are cached.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            upstream: "https://graph.facebook.com".to_owned(),
+            default_alias: None,
+            pacing: PacingConfig::default(),
+            max_wait: Duration::from_secs(10),
+            record: true,
+            max_body: 8 * 1024 * 1024,
+            max_buffer: 16 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            upstream_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            retries: 2,
+            timed_proof: false,
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// The proxy's shared state.
+pub struct Proxy {
+    state: AppState,
+    config: ProxyConfig,
+    upstream_base: String,
+    client: Upstream,
+    pacer: Mutex<Pacer>,
+    credentials: Credentials,
+    recorder: Mutex<Option<Recorder>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When an inspection was last started for a token refused by Meta, by alias.
+    inspected: Mutex<HashMap<String, Stopwatch>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never passed on.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Don't start another inspection of the same token within this.
+const INSPECT_DEBOUNCE: Duration = Duration::from_secs(60);
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// A Meta-shaped error answered by the proxy itself.
+fn meta_error(
+    status: StatusCode,
+    code: i64,
+    subcode: Option<i64>,
+    message: &str,
+    transient: bool,
+) -> Response<ProxyBody> {
+    let mut error = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "is_transient": transient,
+        "fbtrace_id": "graphwarden",
+    });
+    if let Some(sub) = subcode {
+        error["error_subcode"] = json!(sub);
+    }
+    let body = json!({ "error": error }).to_string();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-graphwarden-error"),
+        HeaderValue::from_static("1"),
+    );
+    response
+}
+
+fn class_name(c: &graphwarden_meta::Classification) -> &'static str {
+    use graphwarden_meta::Classification as C;
+    match c {
+        C::TokenDead { .. } => "token_dead",
+        C::NeedsUserAction { .. } => "needs_user_action",
+        C::PermissionMissing => "permission_missing",
+        C::Throttled { .. } => "throttled",
+        C::Transient => "transient",
+        C::AppConfiguration => "app_configuration",
+        C::BadRequest => "bad_request",
+    }
+}
+
+/// Meta's error in an answer body, if it holds one: code, subcode, class.
+fn decode_error(status: u16, body: &[u8], usage: &Usage) -> Option<(i64, Option<i64>, String)> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let error = graphwarden_meta::parse::error_envelope(&value)?;
+    let class = graphwarden_meta::classify::classify(status, &error, usage);
+    Some((error.code, error.subcode, class_name(&class).to_owned()))
+}
+
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(text.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let mut found = None;
+    pairs.retain(|(k, v)| {
+        if k == name {
+            found = Some(v.clone());
+            false
+        } else {
+            true
+        }
+    });
+    found
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// One item of a batch request, as far as recording and pacing need it.
+#[derive(Debug)]
+struct BatchItem {
+    method: String,
+    info: PathInfo,
+    change: call::ChangeType,
+}
+
+fn batch_items(batch: &str) -> Option<Vec<BatchItem>> {
+    let items: Vec<Value> = serde_json::from_str(batch).ok()?;
+    Some(
+        items
+            .iter()
+            .map(|item| {
+                let method = item
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or("GET")
+                    .to_ascii_uppercase();
+                let url = item
+                    .get("relative_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let (path, query) = url.split_once('?').unwrap_or((url, ""));
+                let path = if path.starts_with('/') {
+                    path.to_owned()
+                } else {
+                    format!("/{path}")
+                };
+                let info = call::parse_path(&path);
+                let body = item.get("body").and_then(Value::as_str).unwrap_or("");
+                let names: Vec<String> = form_pairs(query)
+                    .into_iter()
+                    .chain(form_pairs(body))
+                    .map(|(k, _)| k)
+                    .collect();
+                let change = call::change_type(&method, &info, names.iter().map(String::as_str));
+                BatchItem {
+                    method,
+                    info,
+                    change,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Usage headers of a batch item: `[{name, value}]` (or, tolerated, an object).
+fn item_usage(item: &Value) -> Usage {
+    match item.get("headers") {
+        Some(Value::Array(list)) => Usage::from_headers(list.iter().filter_map(|h| {
+            Some((h.get("name")?.as_str()?, h.get("value")?.as_str()?))
+        })),
+        Some(Value::Object(map)) => {
+            Usage::from_headers(map.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))))
+        }
+        _ => Usage::default(),
+    }
+}
+
+fn subject<'a>(
+    id: &'a Identity,
+    account: Option<&'a str>,
+    object: Option<&'a str>,
+    use_case: Option<&'static str>,
+) -> Subject<'a> {
+    Subject {
+        app_id: id.app_id.as_deref(),
+        token_fingerprint: id.fingerprint.as_deref(),
+        ad_account: account,
+        object_id: object,
+        use_case,
+    }
+}
+
+/// Who a call is made as, once the token is chosen.
+#[derive(Debug, Default, Clone)]
+struct Identity {
+    alias: Option<String>,
+    fingerprint: Option<String>,
+    app_id: Option<String>,
+    /// The stored token was injected: its secret must not reach the caller.
+    injected: Option<SecretString>,
+    /// What the caller put where the token goes (its key), to put back in scrubbed links.
+    placeholder: String,
+}
+
+impl Proxy {
+    /// A proxy over `state` (inventory, checker, metrics). Records are written by a writer
+    /// task started here when `config.record` is set; [`Proxy::serve`] stops it.
+    pub fn new(state: AppState, config: ProxyConfig) -> Result<Arc<Self>, String> {
+        let upstream_base = config.upstream.trim_end_matches('/').to_owned();
+        let uri: Uri = upstream_base
+            .parse()
+            .map_err(|e| format!("proxy.upstream `{upstream_base}` is not a URL: {e}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!(
+                "proxy.upstream `{upstream_base}` must be an http:// or https:// URL with a host"
+            ));
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(512)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let (recorder, writer) = if config.record {
+            let (recorder, task) = Recorder::start(Arc::clone(state.inventory()));
+            (Some(recorder), Some(task))
+        } else {
+            (None, None)
+        };
+        let proxy = Arc::new(Self {
+            pacer: Mutex::new(Pacer::new(config.pacing.clone())),
+            credentials: Credentials::new(config.cache_ttl),
+            recorder: Mutex::new(recorder),
+            writer: Mutex::new(writer),
+            inspected: Mutex::new(HashMap::new()),
+            upstream_base,
+            client,
+            config,
+            state,
+        });
+        proxy.state.set_proxy(&proxy);
+        Ok(proxy)
+    }
+
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// The pacer's keys now, for metrics.
+    pub fn pacing_snapshot(&self) -> Vec<graphwarden_core::pacing::KeyView> {
+        let now = self.state.clock().now_ms();
+        self.pacer
+            .lock()
+            .map(|p| p.snapshot(now))
+            .unwrap_or_default()
+    }
+
+    /// Serve on `listener` until `shutdown`; then stop accepting, let calls in flight finish
+    /// (up to `grace`), and write every queued record before returning.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "The proxy could not accept a connection.");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let proxy = Arc::clone(&self);
+                    let service = hyper::service::service_fn(move |req| {
+                        let proxy = Arc::clone(&proxy);
+                        async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+                    });
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .max_buf_size(self.config.max_header_bytes.max(8192));
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "A proxy connection ended with an error.");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "Proxied calls were still running when the grace period ended."
+            );
+        }
+        // The writer stops once its last sender is gone, after writing what is queued.
+        if let Ok(mut r) = self.recorder.lock() {
+            r.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer
+            && tokio::time::timeout(grace.max(Duration::from_secs(10)), writer).await.is_err()
+        {
+            tracing::error!("The call-record writer did not finish in time; records still queued are lost.");
+        }
+    }
+
+    /// What the call-record writer has done (`None` when recording is off).
+    pub fn recorder_stats(&self) -> Option<Arc<recorder::RecorderStats>> {
+        self.recorder
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|r| Arc::clone(r.stats())))
+    }
+
+    /// A call finished: count it, and queue its record.
+    fn finished(&self, record: CallRecord) {
+        let metrics = self.state.metrics();
+        metrics
+            .calls
+            .get_or_create(&crate::metrics::CallLabels {
+                app: record.app_id.clone().unwrap_or_default(),
+                token: record.token_alias.clone().unwrap_or_default(),
+                method: record.method.clone(),
+                outcome: record.outcome.clone(),
+                class: record
+                    .error_class
+                    .clone()
+                    .unwrap_or_else(|| "ok".to_owned()),
+                code: record.error_code.unwrap_or(0).to_string(),
+            })
+            .inc();
+        if record.batch_index.is_none_or(|i| i == 0) {
+            metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
+        }
+        match self.recorder.lock().ok().and_then(|r| r.clone()) {
+            Some(recorder) => recorder.record(record),
+            None if self.config.record => {
+                tracing::warn!("A call finished after the proxy stopped recording; its record is lost.");
+            }
+            None => {}
+        }
+    }
+
+    /// Meta refused a stored token with 190: inspect it now (at most once a minute per
+    /// token), so its status, its alerts and the tokens derived from it follow at once.
+    fn token_refused(self: &Arc<Self>, alias: &str, fingerprint: Option<&str>) {
+        self.credentials.forget(Some(alias), fingerprint);
+        let Ok(alias) = TokenAlias::parse(alias) else {
+            return;
+        };
+        if let Ok(mut inspected) = self.inspected.lock() {
+            if inspected
+                .get(alias.as_str())
+                .is_some_and(|w| w.elapsed() < INSPECT_DEBOUNCE)
+            {
+                return;
+            }
+            inspected.insert(alias.to_string(), Stopwatch::start());
+        }
+        self.state.metrics().inspections_triggered.inc();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            tracing::info!(token = %alias, "Meta refused `{alias}` with error 190 on a proxied call; inspecting it now.");
+            match state
+                .checker()
+                .check(Selection::Aliases(vec![alias.clone()]), "proxy", &|_, _| {})
+                .await
+            {
+                Ok(_) => state.tokens_changed(),
+                Err(e) => {
+                    tracing::warn!(token = %alias, error = %e, "The inspection after error 190 failed.");
+                }
+            }
+        });
+    }
+
+    fn record(
+        &self,
+        at_ms: i64,
+        id: &Identity,
+        method: &str,
+        info: &PathInfo,
+        change: call::ChangeType,
+        outcome: &str,
+    ) -> CallRecord {
+        CallRecord {
+            at_ms,
+            token_alias: id.alias.clone(),
+            token_fingerprint: id.fingerprint.clone(),
+            app_id: id.app_id.clone(),
+            method: method.to_owned(),
+            path: info.template.clone(),
+            object_id: info.object_id.clone(),
+            change,
+            http_status: 0,
+            error_code: None,
+            error_subcode: None,
+            error_class: None,
+            duration_us: 0,
+            usage_pct: None,
+            usage: None,
+            batch_index: None,
+            outcome: outcome.to_owned(),
+        }
+    }
+
+    fn respond(
+        self: &Arc<Self>,
+        response: Response<ProxyBody>,
+        records: Vec<CallRecord>,
+        watch: Stopwatch,
+    ) -> Response<ProxyBody> {
+        let (parts, body) = response.into_parts();
+        let observed = Observed::new(
+            body,
+            self.config.idle_timeout,
+            Pending {
+                proxy: Arc::clone(self),
+                records,
+                watch,
+            },
+        );
+        Response::from_parts(parts, observed.boxed())
+    }
+
+    /// Answer a call graphwarden will not send, recording it.
+    fn refuse(
+        self: &Arc<Self>,
+        mut record: CallRecord,
+        status: StatusCode,
+        code: i64,
+        subcode: Option<i64>,
+        class: &str,
+        message: &str,
+        watch: Stopwatch,
+    ) -> Response<ProxyBody> {
+        record.http_status = status.as_u16();
+        record.error_code = Some(code);
+        record.error_subcode = subcode;
+        record.error_class = Some(class.to_owned());
+        let transient = class == "throttled" || class == "transient";
+        let response = meta_error(status, code, subcode, message, transient);
+        self.respond(response, vec![record], watch)
+    }
+
+    fn refuse_paced(
+        self: &Arc<Self>,
+        mut record: CallRecord,
+        r: &Refusal,
+        watch: Stopwatch,
+    ) -> Response<ProxyBody> {
+        record.outcome = "refused".to_owned();
+        let mut response = self.refuse(
+            record,
+            StatusCode::BAD_REQUEST,
+            r.code,
+            r.subcode,
+            "throttled",
+            &r.message,
+            watch,
+        );
+        let secs = r.retry_after.as_secs() + u64::from(r.retry_after.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response.headers_mut().insert(
+            HeaderName::from_static("x-graphwarden-paced"),
+            HeaderValue::from_static("refused"),
+        );
+        response
+    }
+
+    /// Handle one call.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        let watch = Stopwatch::start();
+        let at_ms = self.state.clock().now_ms();
+        let (mut parts, body) = req.into_parts();
+        let method = parts.method.as_str().to_owned();
+        let path = parts.uri.path().to_owned();
+        let info = call::parse_path(&path);
+        let mut query = form_pairs(parts.uri.query().unwrap_or(""));
+        let mut id = Identity::default();
+        // Where the caller reached the proxy, for Graph's absolute links in scrubbed answers.
+        let caller_base = header_text(&parts.headers, "host")
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+            .map(|h| format!("http://{h}"));
+
+        // A form body is read: it may hold the token, the batch, and what an update changes.
+        let is_form = header_text(&parts.headers, "content-type").is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+        let mut form: Option<Vec<(String, String)>> = None;
+        let mut stream_body: Option<Incoming> = None;
+        if is_form {
+            match read_up_to(body, self.config.max_body).await {
+                Ok(Read::Whole(bytes)) => match std::str::from_utf8(&bytes) {
+                    Ok(text) => form = Some(form_pairs(text)),
+                    Err(_) => {
+                        let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "refused");
+                        return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
+                            "(#100) The request body is not valid form data (it is not UTF-8).", watch);
+                    }
+                },
+                Ok(Read::Partial(..)) => {
+                    let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "refused");
+                    return self.refuse(record, StatusCode::PAYLOAD_TOO_LARGE, 100, None, "bad_request",
+                        &format!("(#100) The request body is larger than graphwarden's proxy.max_body_bytes ({} bytes).", self.config.max_body), watch);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "A caller went away while sending its request body.");
+                    let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "aborted");
+                    return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
+                        "(#100) The request body was cut off.", watch);
+                }
+            }
+        } else {
+            stream_body = Some(body);
+        }
+
+        // The token: the caller's own, or a stored one by alias with a graphwarden key.
+        let bearer = header_text(&parts.headers, "authorization").and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+                .then(|| token.trim().to_owned())
+        });
+        let mut presented = take_param(&mut query, "access_token");
+        if let Some(f) = form.as_mut()
+            && let Some(t) = take_param(f, "access_token")
+        {
+            presented = Some(t);
+        }
+        let from_bearer = presented.is_none() && bearer.is_some();
+        if from_bearer {
+            presented = bearer.clone();
+        }
+        let key_header = header_text(&parts.headers, "x-graphwarden-key").map(str::to_owned);
+        let alias_header = header_text(&parts.headers, "x-graphwarden-token").map(str::to_owned);
+        let presented_is_key = presented.as_deref().is_some_and(|t| t.starts_with(KEY_PREFIX));
+        let key_text = key_header.clone().or_else(|| presented.clone().filter(|_| presented_is_key));
+        let inject = key_text.is_some()
+            || alias_header.is_some()
+            || (presented.is_none() && self.config.default_alias.is_some());
+        let change_names: Vec<String> = query
+            .iter()
+            .chain(form.iter().flatten())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let change = call::change_type(&method, &info, change_names.iter().map(String::as_str));
+
+        let mut proof_secret: Option<SecretString> = None;
+        let mut token_to_send: Option<SecretString> = None;
+        if inject {
+            let Some(key_text) = key_text else {
+                let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                return self.refuse(record, StatusCode::UNAUTHORIZED, 190, None, "token_dead",
+                    &format!("(#190) {}", CredentialError::NoKey), watch);
+            };
+            let inventory = Arc::clone(self.state.inventory());
+            let key = match self.credentials.key(&inventory, &key_text).await {
+                Ok(k) => k,
+                Err(e) => return self.credential_failure(e, self.record(at_ms, &id, &method, &info, change, "refused"), watch),
+            };
+            let alias = alias_header
+                .clone()
+                .or_else(|| self.config.default_alias.as_ref().map(|a| a.to_string()))
+                .or_else(|| match key.aliases.as_slice() {
+                    [only] => Some(only.to_string()),
+                    _ => None,
+                });
+            let Some(alias) = alias else {
+                return self.credential_failure(CredentialError::NoAlias, self.record(at_ms, &id, &method, &info, change, "refused"), watch);
+            };
+            let stored = match self.credentials.stored(&inventory, &key, &alias).await {
+                Ok(s) => s,
+                Err(e) => return self.credential_failure(e, self.record(at_ms, &id, &method, &info, change, "refused"), watch),
+            };
+            id.alias = Some(stored.alias.to_string());
+            id.fingerprint = Some(stored.fingerprint.clone());
+            id.app_id = Some(stored.app_id.clone());
+            id.injected = Some(stored.secret.clone());
+            id.placeholder = if presented_is_key && !from_bearer {
+                key_text.clone()
+            } else {
+                String::new()
+            };
+            // The caller's own proof was for its key, not for the token sent.
+            take_param(&mut query, "appsecret_proof");
+            take_param(&mut query, "appsecret_time");
+            if let Some(f) = form.as_mut() {
+                take_param(f, "appsecret_proof");
+                take_param(f, "appsecret_time");
+            }
+            proof_secret = stored.app_secret.clone();
+            token_to_send = Some(stored.secret.clone());
+        } else if let Some(token) = presented.clone() {
+            let inventory = Arc::clone(self.state.inventory());
+            match self.credentials.known(&inventory, &token).await {
+                Ok(known) => {
+                    id.alias = known.alias.as_ref().map(|a| a.to_string());
+                    id.fingerprint = Some(known.fingerprint.clone());
+                    id.app_id = known.app_id.clone();
+                    let has_proof = query.iter().chain(form.iter().flatten()).any(|(k, _)| k == "appsecret_proof");
+                    if !has_proof {
+                        proof_secret = known.app_secret.clone();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Could not look the caller's token up in the inventory; passing it on as it is."),
+            }
+            if !from_bearer {
+                token_to_send = Some(SecretString::from(token));
+            }
+        }
+        if let Some(token) = &token_to_send {
+            let pairs = match (form.as_mut(), parts.method == Method::POST) {
+                (Some(f), true) => f,
+                _ => &mut query,
+            };
+            pairs.push(("access_token".to_owned(), token.expose_secret().to_owned()));
+            if let Some(app_secret) = &proof_secret {
+                if self.config.timed_proof {
+                    let now = self.state.clock().now().as_second();
+                    pairs.push(("appsecret_proof".to_owned(), graphwarden_meta::proof::timed(app_secret, token, now)));
+                    pairs.push(("appsecret_time".to_owned(), now.to_string()));
+                } else {
+                    pairs.push(("appsecret_proof".to_owned(), graphwarden_meta::proof::classic(app_secret, token)));
+                }
+            }
+        }
+
+        // A batch: every item is recorded and paced on its own.
+        let items = form
+            .as_ref()
+            .and_then(|f| f.iter().find(|(k, _)| k == "batch"))
+            .and_then(|(_, b)| batch_items(b));
+
+        // Pacing.
+        let mut subjects: Vec<(Option<String>, Option<String>, Option<&'static str>)> = Vec::new();
+        match &items {
+            Some(items) => {
+                for item in items {
+                    subjects.push((item.info.ad_account.clone(), item.info.object_id.clone(), item.info.use_case));
+                }
+            }
+            None => subjects.push((info.ad_account.clone(), info.object_id.clone(), info.use_case)),
+        }
+        let mut keys = Vec::new();
+        for (account, object, use_case) in &subjects {
+            let subject = Subject {
+                app_id: id.app_id.as_deref(),
+                token_fingerprint: id.fingerprint.as_deref(),
+                ad_account: account.as_deref(),
+                object_id: object.as_deref(),
+                use_case: *use_case,
+            };
+            for k in subject.keys() {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+        let mut delayed = Duration::ZERO;
+        loop {
+            let patience = self.config.max_wait.saturating_sub(watch.elapsed());
+            let now = self.state.clock().now_ms();
+            let decision = match self.pacer.lock() {
+                Ok(mut p) => p.decide(now, &keys, patience),
+                Err(_) => Decision::Go,
+            };
+            match decision {
+                Decision::Go => break,
+                Decision::Wait { wait, recheck } => {
+                    tokio::time::sleep(wait).await;
+                    delayed += wait;
+                    if !recheck {
+                        break;
+                    }
+                    if watch.elapsed() >= self.config.max_wait {
+                        // Waited as long as allowed and the key is still held.
+                        let now = self.state.clock().now_ms();
+                        let d = self.pacer.lock().map(|mut p| p.decide(now, &keys, Duration::ZERO));
+                        match d {
+                            Ok(Decision::Refuse(r)) => {
+                                let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                                return self.refuse_paced(record, &r, watch);
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Decision::Refuse(r) => {
+                    let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                    return self.refuse_paced(record, &r, watch);
+                }
+            }
+        }
+        let outcome = if delayed.is_zero() { "forwarded" } else { "delayed" };
+
+        // The request to Graph.
+        let query_text = encode_pairs(&query);
+        let target = if query_text.is_empty() {
+            format!("{}{}", self.upstream_base, path)
+        } else {
+            format!("{}{}?{}", self.upstream_base, path, query_text)
+        };
+        let uri: Uri = match target.parse() {
+            Ok(u) => u,
+            Err(_) => {
+                let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
+                    "(#100) The request's path or query cannot be passed on.", watch);
+            }
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        parts.headers.remove(header::ACCEPT_ENCODING);
+        parts.headers.remove("x-graphwarden-key");
+        parts.headers.remove("x-graphwarden-token");
+        if from_bearer && inject {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+        let request_body: Option<Bytes> = form.as_ref().map(|f| Bytes::from(encode_pairs(f)));
+        if request_body.is_some() {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        let safe = matches!(parts.method, Method::GET | Method::HEAD);
+        let attempts = if safe && stream_body.as_ref().is_none_or(http_body::Body::is_end_stream) {
+            self.config.retries + 1
+        } else {
+            1
+        };
+        let mut stream_body = stream_body.map(|b| {
+            http_body_util::Limited::new(b, self.config.max_body)
+                .map_err(|e| -> BoxError { e })
+                .boxed()
+        });
+        let mut backoff = Duration::from_millis(100);
+        let mut last_failure = String::new();
+        let mut timed_out = false;
+        let mut answer = None;
+        for attempt in 1..=attempts {
+            let body = match (&request_body, stream_body.take()) {
+                (Some(bytes), _) => full(bytes.clone()),
+                (None, Some(b)) => b,
+                (None, None) => empty(),
+            };
+            let mut upstream = Request::new(body);
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri.clone();
+            *upstream.headers_mut() = parts.headers.clone();
+            match tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream)).await {
+                Ok(Ok(response)) => {
+                    let transient_status = matches!(response.status().as_u16(), 502..=504);
+                    if transient_status && attempt < attempts {
+                        last_failure = format!("Graph answered {}", response.status());
+                    } else {
+                        answer = Some(response);
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    // Never the URL: it holds the token.
+                    last_failure = if e.is_connect() {
+                        "could not connect to Graph".to_owned()
+                    } else {
+                        "the connection to Graph failed before an answer".to_owned()
+                    };
+                    timed_out = false;
+                }
+                Err(_) => {
+                    last_failure = format!("Graph did not start answering within {:?}", self.config.upstream_timeout);
+                    timed_out = true;
+                }
+            }
+            if attempt < attempts {
+                tracing::debug!(attempt, failure = %last_failure, "Retrying a safe call after a transient failure.");
+                tokio::time::sleep(backoff).await;
+                backoff *= 3;
+            }
+        }
+        let Some(answer) = answer else {
+            tracing::warn!(path = %info.template, failure = %last_failure, "A proxied call failed.");
+            let record = self.record(at_ms, &id, &method, &info, change, "failed");
+            let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            return self.refuse(record, status, 2, None, "transient",
+                &format!("(#2) Service temporarily unavailable: graphwarden's proxy {last_failure}."), watch);
+        };
+
+        // The answer.
+        let (mut parts_out, body_in) = answer.into_parts();
+        let status = parts_out.status.as_u16();
+        let usage = Usage::from_headers(
+            parts_out
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        );
+        strip_hop_by_hop(&mut parts_out.headers);
+        let is_json = header_text(&parts_out.headers, "content-type").is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.contains("json") || ct.contains("javascript")
+        });
+        let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json);
+        let mut records = Vec::new();
+        let mut base = self.record(at_ms, &id, &method, &info, change, outcome);
+        base.http_status = status;
+        if !usage.is_empty() {
+            base.usage_pct = Some(usage.max_pct());
+            base.usage = serde_json::to_string(&usage).ok();
+        }
+        let body_out: ProxyBody = if read {
+            let bytes = match read_up_to(body_in, self.config.max_buffer).await {
+                Ok(Read::Whole(b)) => b,
+                Ok(Read::Partial(head, rest)) => {
+                    if id.injected.is_some() {
+                        let record = self.record(at_ms, &id, &method, &info, change, "failed");
+                        return self.refuse(record, StatusCode::INTERNAL_SERVER_ERROR, 1, None, "transient",
+                            &format!("(#1) Please reduce the amount of data you're asking for, then retry your request: graphwarden reads answers made with a stored token to keep the token out of them, and this one is larger than proxy.max_buffer_bytes ({} bytes).", self.config.max_buffer), watch);
+                    }
+                    // Too large to decode: pass it on as it is.
+                    self.observe(&subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case), &usage, None);
+                    records.push(base);
+                    let stream = futures_like_chain(head, rest);
+                    let response = Response::from_parts(parts_out, stream);
+                    return self.respond(response, records, watch);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Graph's answer broke off.");
+                    let record = self.record(at_ms, &id, &method, &info, change, "failed");
+                    return self.refuse(record, StatusCode::BAD_GATEWAY, 2, None, "transient",
+                        "(#2) Service temporarily unavailable: Graph's answer broke off.", watch);
+                }
+            };
+            let envelope_error;
+            let mut batch_done = false;
+            if let Some(items) = &items
+                && status < 400
+                && let Ok(Value::Array(answers)) = serde_json::from_slice::<Value>(&bytes)
+            {
+                batch_done = true;
+                for (i, item) in items.iter().enumerate() {
+                    let answer = answers.get(i).unwrap_or(&Value::Null);
+                    let mut r = self.record(at_ms, &id, &item.method, &item.info, item.change, outcome);
+                    r.batch_index = i32::try_from(i).ok();
+                    if answer.is_null() {
+                        // Meta left the item unfinished (a batch time-out): the caller retries it.
+                        r.http_status = 0;
+                        r.error_class = Some("transient".to_owned());
+                        records.push(r);
+                        continue;
+                    }
+                    let code = answer.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(0);
+                    r.http_status = code;
+                    let item_usage = item_usage(answer);
+                    let err = answer
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .and_then(|b| decode_error(code, b.as_bytes(), &item_usage));
+                    if let Some((c, sub, class)) = &err {
+                        r.error_code = Some(*c);
+                        r.error_subcode = *sub;
+                        r.error_class = Some(class.clone());
+                    }
+                    if !item_usage.is_empty() {
+                        r.usage_pct = Some(item_usage.max_pct());
+                        r.usage = serde_json::to_string(&item_usage).ok();
+                    }
+                    let subject = subject(&id, item.info.ad_account.as_deref(), item.info.object_id.as_deref(), item.info.use_case);
+                    self.observe(&subject, &item_usage, err.as_ref().map(|(c, s, _)| (*c, *s)));
+                    records.push(r);
+                }
+                // The envelope's own headers count too.
+                self.observe(&subject(&id, None, None, None), &usage, None);
+            }
+            if !batch_done {
+                envelope_error = decode_error(status, &bytes, &usage);
+                if let Some((c, sub, class)) = &envelope_error {
+                    base.error_code = Some(*c);
+                    base.error_subcode = *sub;
+                    base.error_class = Some(class.clone());
+                } else if status >= 400 {
+                    base.error_class = Some(if status >= 500 { "transient" } else { "bad_request" }.to_owned());
+                }
+                self.observe(
+                    &subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case),
+                    &usage,
+                    envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
+                );
+                records.push(base);
+            }
+            let scrubbed = match &id.injected {
+                Some(secret) => self.scrub(&bytes, secret, &id.placeholder, caller_base.as_deref().unwrap_or("")),
+                None => None,
+            };
+            let out = scrubbed.map(Bytes::from).unwrap_or(bytes);
+            parts_out.headers.remove(header::CONTENT_LENGTH);
+            if let Ok(v) = HeaderValue::from_str(&out.len().to_string()) {
+                parts_out.headers.insert(header::CONTENT_LENGTH, v);
+            }
+            full(out)
+        } else {
+            self.observe(
+                &subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case),
+                &usage,
+                None,
+            );
+            records.push(base);
+            body_in.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+        };
+        self.state.metrics().set_usage(&usage, id.app_id.as_deref(), info.ad_account.as_deref(), info.object_id.as_deref());
+        for r in &records {
+            if matches!(r.error_code, Some(190 | 102))
+                && let Some(alias) = &r.token_alias
+            {
+                self.token_refused(alias, r.token_fingerprint.as_deref());
+                break;
+            }
+        }
+        if !delayed.is_zero()
+            && let Ok(v) = HeaderValue::from_str(&delayed.as_millis().to_string())
+        {
+            parts_out.headers.insert(HeaderName::from_static("x-graphwarden-paced-ms"), v);
+        }
+        self.respond(Response::from_parts(parts_out, body_out), records, watch)
+    }
+
+    fn observe(&self, subject: &Subject<'_>, usage: &Usage, error: Option<(i64, Option<i64>)>) {
+        if usage.is_empty() && error.is_none() {
+            return;
+        }
+        let now = self.state.clock().now_ms();
+        if let Ok(mut p) = self.pacer.lock() {
+            p.observe(now, subject, usage, error);
+        }
+    }
+
+    fn credential_failure(
+        self: &Arc<Self>,
+        e: CredentialError,
+        record: CallRecord,
+        watch: Stopwatch,
+    ) -> Response<ProxyBody> {
+        let (status, code, class) = match &e {
+            CredentialError::BadKey | CredentialError::NoKey => (StatusCode::UNAUTHORIZED, 190, "token_dead"),
+            CredentialError::NotAllowed { .. } => (StatusCode::FORBIDDEN, 200, "permission_missing"),
+            CredentialError::NoAlias | CredentialError::BadAlias(_) | CredentialError::UnknownAlias(_) => {
+                (StatusCode::BAD_REQUEST, 100, "bad_request")
+            }
+            CredentialError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, 2, "transient"),
+        };
+        if matches!(e, CredentialError::Store(_)) {
+            tracing::error!(error = %e, "The proxy could not read the inventory.");
+        }
+        let message = match &e {
+            CredentialError::Store(_) => "(#2) Service temporarily unavailable: graphwarden could not read its inventory.".to_owned(),
+            other => format!("(#{code}) {other}"),
+        };
+        self.refuse(record, status, code, None, class, &message, watch)
+    }
+
+    /// Take the stored token (and its proof) out of an answer for a caller that holds no
+    /// token, and point Graph's absolute links back at the proxy.
+    fn scrub(&self, bytes: &[u8], secret: &SecretString, placeholder: &str, proxy_base: &str) -> Option<Vec<u8>> {
+        let token = secret.expose_secret();
+        let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (token.as_bytes().to_vec(), placeholder.as_bytes().to_vec()),
+            (encoded.into_bytes(), placeholder.as_bytes().to_vec()),
+        ];
+        if !proxy_base.is_empty() {
+            let up = &self.upstream_base;
+            pairs.push((up.as_bytes().to_vec(), proxy_base.as_bytes().to_vec()));
+            pairs.push((
+                up.replace('/', "\\/").into_bytes(),
+                proxy_base.replace('/', "\\/").into_bytes(),
+            ));
+        }
+        body::replace_all(bytes, &pairs)
+    }
+}
+
+/// A body that yields `head`, then the rest of `rest`.
+fn futures_like_chain(head: Bytes, rest: Incoming) -> ProxyBody {
+    let head = http_body_util::Full::new(head).map_err(|never| -> BoxError { match never {} });
+    let rest = rest.map_err(|e| -> BoxError { Box::new(e) });
+    Chain {
+        head: Some(head.boxed()),
+        rest: rest.boxed(),
+    }
+    .boxed()
+}
+
+struct Chain {
+    head: Option<ProxyBody>,
+    rest: ProxyBody,
+}
+
+impl http_body::Body for Chain {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Some(head) = this.head.as_mut() {
+            match std::pin::Pin::new(head).poll_frame(cx) {
+                Poll::Ready(None) => this.head = None,
+                other => return other,
+            }
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+}

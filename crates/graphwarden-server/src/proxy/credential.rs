@@ -1,0 +1,229 @@
+//! Which token a proxied call is made with, and what graphwarden knows of it.
+//!
+//! A caller either sends its own token (passed through; when the inventory holds it, its
+//! `appsecret_proof` is added and the call is recorded under its alias) or asks for a stored
+//! token by alias (`X-Graphwarden-Token: ALIAS`, or the listener's default alias) with a
+//! graphwarden API key that may use it — in `X-Graphwarden-Key`, or in place of the token
+//! itself, so an SDK that takes only an access token can be pointed at the proxy unchanged.
+//!
+//! Lookups are cached for a short time (`proxy.cache_ttl`): a renewed token is picked up
+//! within it, and a token that Meta rejects is dropped from the cache at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use graphwarden_core::{Role, Stopwatch, TokenAlias};
+use graphwarden_store::{ApiKey, Inventory, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// The prefix of graphwarden's API keys.
+pub const KEY_PREFIX: &str = "gwk_";
+
+/// A stored token, ready to be sent.
+#[derive(Debug)]
+pub struct Stored {
+    pub alias: TokenAlias,
+    pub app_id: String,
+    pub secret: SecretString,
+    pub app_secret: Option<SecretString>,
+    pub fingerprint: String,
+}
+
+/// What the inventory knows of a token a caller sent.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub alias: Option<TokenAlias>,
+    pub app_id: Option<String>,
+    pub app_secret: Option<SecretString>,
+    pub fingerprint: String,
+}
+
+/// Why a call cannot be made with a stored token.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("the graphwarden API key is not valid (unknown, revoked or mistyped)")]
+    BadKey,
+    #[error("a stored token was asked for (`X-Graphwarden-Token`) without a graphwarden API key; send one in `X-Graphwarden-Key` or as the access token")]
+    NoKey,
+    #[error("say which stored token to use: `X-Graphwarden-Token: ALIAS` (the key names several, and this listener has no default)")]
+    NoAlias,
+    #[error("`{0}` is not a valid token alias")]
+    BadAlias(String),
+    #[error("the key `{key}` may not use the token `{alias}`; a consumer key must name it (`graphwarden apikey create --role consumer --aliases {alias}`)")]
+    NotAllowed { key: String, alias: String },
+    #[error("no stored token is called `{0}`")]
+    UnknownAlias(String),
+    #[error("the inventory could not be read: {0}")]
+    Store(#[from] StoreError),
+}
+
+struct Cached<T> {
+    value: T,
+    at: Stopwatch,
+}
+
+/// The caches in front of the inventory.
+pub struct Credentials {
+    ttl: Duration,
+    keys: Mutex<HashMap<[u8; 32], Cached<Option<ApiKey>>>>,
+    stored: Mutex<HashMap<String, Cached<std::sync::Arc<Stored>>>>,
+    known: Mutex<HashMap<String, Cached<std::sync::Arc<Known>>>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entries per cache before it is emptied (a cheap bound against a caller sending endless
+/// distinct tokens).
+const MAX_ENTRIES: usize = 10_000;
+
+impl Credentials {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            keys: Mutex::new(HashMap::new()),
+            stored: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Check a presented graphwarden key.
+    pub async fn key(&self, inventory: &Inventory, presented: &str) -> Result<ApiKey, CredentialError> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Ok(keys) = self.keys.lock()
+            && let Some(c) = keys.get(&digest)
+            && c.at.elapsed() < self.ttl
+        {
+            return c.value.clone().ok_or(CredentialError::BadKey);
+        }
+        let key = inventory.verify_api_key(presented).await?;
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= MAX_ENTRIES {
+                keys.clear();
+            }
+            keys.insert(
+                digest,
+                Cached {
+                    value: key.clone(),
+                    at: Stopwatch::start(),
+                },
+            );
+        }
+        key.ok_or(CredentialError::BadKey)
+    }
+
+    /// The stored token `alias`, for a caller holding `key`.
+    pub async fn stored(
+        &self,
+        inventory: &Inventory,
+        key: &ApiKey,
+        alias: &str,
+    ) -> Result<std::sync::Arc<Stored>, CredentialError> {
+        let alias = TokenAlias::parse(alias).map_err(|_| CredentialError::BadAlias(alias.chars().take(64).collect()))?;
+        let allowed = match key.role {
+            Role::Admin => true,
+            Role::Consumer => key.aliases.contains(&alias),
+            _ => false,
+        };
+        if !allowed {
+            return Err(CredentialError::NotAllowed {
+                key: key.name.clone(),
+                alias: alias.to_string(),
+            });
+        }
+        if let Ok(stored) = self.stored.lock()
+            && let Some(c) = stored.get(alias.as_str())
+            && c.at.elapsed() < self.ttl
+        {
+            return Ok(std::sync::Arc::clone(&c.value));
+        }
+        let (token, secret) = match inventory.token_with_secret(&alias).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(CredentialError::UnknownAlias(alias.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let secret = secret?;
+        let app_secret = inventory.app_secret(&token.app_id).await.ok();
+        let fingerprint = inventory.token_fingerprint(secret.expose_secret())?;
+        let value = std::sync::Arc::new(Stored {
+            alias: token.alias.clone(),
+            app_id: token.app_id.to_string(),
+            secret,
+            app_secret,
+            fingerprint,
+        });
+        if let Ok(mut stored) = self.stored.lock() {
+            if stored.len() >= MAX_ENTRIES {
+                stored.clear();
+            }
+            stored.insert(
+                alias.to_string(),
+                Cached {
+                    value: std::sync::Arc::clone(&value),
+                    at: Stopwatch::start(),
+                },
+            );
+        }
+        Ok(value)
+    }
+
+    /// What the inventory knows of a token a caller sent itself.
+    pub async fn known(&self, inventory: &Inventory, token: &str) -> Result<std::sync::Arc<Known>, CredentialError> {
+        let fingerprint = inventory.token_fingerprint(token)?;
+        if let Ok(known) = self.known.lock()
+            && let Some(c) = known.get(&fingerprint)
+            && c.at.elapsed() < self.ttl
+        {
+            return Ok(std::sync::Arc::clone(&c.value));
+        }
+        let alias = inventory.store().token_alias_by_fingerprint(&fingerprint).await?;
+        let (app_id, app_secret) = match &alias {
+            Some(alias) => match inventory.token(alias).await {
+                Ok(t) => (
+                    Some(t.app_id.to_string()),
+                    inventory.app_secret(&t.app_id).await.ok(),
+                ),
+                Err(_) => (None, None),
+            },
+            None => (None, None),
+        };
+        let value = std::sync::Arc::new(Known {
+            alias,
+            app_id,
+            app_secret,
+            fingerprint: fingerprint.clone(),
+        });
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= MAX_ENTRIES {
+                known.clear();
+            }
+            known.insert(
+                fingerprint,
+                Cached {
+                    value: std::sync::Arc::clone(&value),
+                    at: Stopwatch::start(),
+                },
+            );
+        }
+        Ok(value)
+    }
+
+    /// Forget what is cached of a token (Meta just rejected it, or it was renewed).
+    pub fn forget(&self, alias: Option<&str>, fingerprint: Option<&str>) {
+        if let (Some(alias), Ok(mut stored)) = (alias, self.stored.lock()) {
+            stored.remove(alias);
+        }
+        if let (Some(fp), Ok(mut known)) = (fingerprint, self.known.lock()) {
+            known.remove(fp);
+        }
+    }
+}
