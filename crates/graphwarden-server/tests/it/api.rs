@@ -9,7 +9,7 @@ use crate::support::spawn;
 /// fails the test, so a new route cannot skip the authorization check.
 fn needed(method: &str, path: &str) -> Option<&'static str> {
     match (method, path) {
-        ("get", "/healthz" | "/readyz") => None,
+        ("get", "/healthz" | "/readyz" | "/metrics") => None,
         ("get", "/api/v1/apps" | "/api/v1/apps/{app_id}" | "/api/v1/tokens")
         | ("get", "/api/v1/tokens/{alias}" | "/api/v1/tokens/{alias}/events" | "/api/v1/events")
         | ("get", "/api/v1/jobs" | "/api/v1/jobs/{name}/runs") => Some("reader"),

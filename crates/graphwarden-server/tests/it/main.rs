@@ -4,5 +4,6 @@
 mod alerts;
 mod api;
 mod callbacks;
+mod proxy;
 mod scheduler;
 mod support;

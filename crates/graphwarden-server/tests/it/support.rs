@@ -27,7 +27,24 @@ pub struct Daemon {
     pub http: reqwest::Client,
     pub alerts: graphwarden_server::AlertEngine,
     pub clock: graphwarden_testkit::ManualClock,
+    pub state: AppState,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A Graph proxy running in front of the daemon's simulator.
+pub struct ProxyHandle {
+    pub url: String,
+    pub proxy: Arc<graphwarden_server::Proxy>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    /// Stop it as SIGTERM would, and wait until its records are written.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
 }
 
 pub fn job(name: &str, kind: JobKind, schedule: &str) -> JobSpec {
@@ -225,7 +242,7 @@ pub async fn spawn_with_alerts(
     let listener = api_listener;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(graphwarden_server::launch_with_listener(
-        state,
+        state.clone(),
         listener,
         async {
             let _ = stopped.await;
@@ -245,11 +262,45 @@ pub async fn spawn_with_alerts(
             .unwrap(),
         alerts,
         clock,
+        state,
         _stop: stop,
     }
 }
 
 impl Daemon {
+    /// Start a proxy to the simulator, with `configure` applied to test-friendly settings.
+    pub async fn proxy(
+        &self,
+        configure: impl FnOnce(&mut graphwarden_server::ProxyConfig),
+    ) -> ProxyHandle {
+        let mut config = graphwarden_server::ProxyConfig {
+            upstream: self.sim.url().to_owned(),
+            max_wait: Duration::from_millis(500),
+            upstream_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            ..graphwarden_server::ProxyConfig::default()
+        };
+        config.pacing.max_spacing = Duration::from_millis(20);
+        configure(&mut config);
+        let proxy = graphwarden_server::Proxy::new(self.state.clone(), config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Arc::clone(&proxy).serve(
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        ProxyHandle {
+            url,
+            proxy,
+            stop,
+            task,
+        }
+    }
+
     pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         self.http
             .post(format!("{}/__sim{path}", self.sim.url()))

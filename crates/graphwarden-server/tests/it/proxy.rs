@@ -1,0 +1,405 @@
+//! The Graph proxy over real sockets, in front of the simulator: token pass-through with the
+//! proof added, injection by alias for callers that hold no token, batches read item by item,
+//! pacing on the usage headers so Meta's limits are never reached, error 190 starting an
+//! inspection, every call recorded (none lost at shutdown), `/metrics`, and bad input.
+
+use std::time::Duration;
+
+use graphwarden_core::TokenStatus;
+use graphwarden_core::call::ChangeType;
+use graphwarden_sim::world::ids;
+use graphwarden_store::TokenFilter;
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, spawn};
+
+fn account() -> String {
+    format!("act_{}", ids::AD_ACCOUNT.trim_start_matches("act_"))
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = http.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
+fn token(d: &Daemon, label: &str) -> String {
+    d.sim.simulator().token(label).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorded() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let ana = token(&d, "ana-long-lived");
+
+    let (status, headers, body) = get(&d.http, &format!("{}/v26.0/me?access_token={ana}&fields=id,name", p.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], ids::USER_ANA);
+    assert!(headers.get("facebook-api-version").is_some(), "Graph's headers come back");
+    let seen = d.sim.simulator().calls();
+    let last = seen.last().unwrap();
+    assert!(
+        last.params.iter().any(|p| p == "appsecret_proof"),
+        "the inventory holds this token, so its proof is added: {:?}",
+        last.params
+    );
+
+    // A token the inventory does not hold passes as it is.
+    let stranger = token(&d, "ana-short-lived");
+    let (status, _, _) = get(&d.http, &format!("{}/v26.0/me?access_token={stranger}", p.url)).await;
+    assert_eq!(status, 200);
+    assert!(!d.sim.simulator().calls().last().unwrap().params.iter().any(|p| p == "appsecret_proof"));
+
+    // A budget change through a form body.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/700000000000001", p.url))
+        .form(&[("access_token", ana.as_str()), ("daily_budget", "2500")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    p.stop().await;
+    let calls = d.inventory.store().recent_calls(None, 10).await.unwrap();
+    assert_eq!(calls.len(), 3, "every call is recorded, none lost at shutdown");
+    let budget = &calls[0];
+    assert_eq!(budget.change, ChangeType::BudgetChange);
+    assert_eq!(budget.path, "/{version}/{id}");
+    assert_eq!(budget.object_id.as_deref(), Some("700000000000001"));
+    assert_eq!(budget.token_alias.as_deref(), Some("ana"));
+    assert_eq!(calls[1].token_alias, None, "an unknown token has no alias");
+    assert!(calls[1].token_fingerprint.is_some(), "but a fingerprint");
+    assert_eq!(calls[2].path, "/{version}/me");
+    assert_eq!(calls[2].http_status, 200);
+    // No secret in any record.
+    let dump = format!("{calls:?}");
+    assert!(!dump.contains(&ana) && !dump.contains(&stranger));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_with_a_key_gets_a_stored_token_and_never_sees_it() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let ana = token(&d, "ana-long-lived");
+    let consumer = d.key("consumer").to_owned();
+
+    // The key in place of the token: an SDK can be pointed at the proxy unchanged. The consumer
+    // key names one token (ana), so no header is needed.
+    let url = format!("{}/v26.0/{}/campaigns?limit=2&access_token={consumer}", p.url, account());
+    let (status, _, body) = get(&d.http, &url).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let text = body.to_string();
+    assert!(!text.contains(&ana), "the stored token never reaches the caller: {text}");
+    let next = body["paging"]["next"].as_str().unwrap();
+    assert!(next.starts_with(&p.url), "links point back at the proxy: {next}");
+    assert!(next.contains(&consumer), "and carry the caller's key: {next}");
+    // Following the link works, through the proxy.
+    let (status, _, page2) = get(&d.http, next).await;
+    assert_eq!(status, 200, "{page2}");
+    assert_eq!(page2["data"].as_array().unwrap().len(), 2);
+
+    // Header form, with the alias named.
+    let r = d
+        .http
+        .get(format!("{}/v26.0/me", p.url))
+        .header("x-graphwarden-key", &consumer)
+        .header("x-graphwarden-token", "ana")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], ids::USER_ANA);
+
+    // Refusals, Meta-shaped.
+    let cases = [
+        (vec![("x-graphwarden-token", "ana".to_owned())], 401, 190),
+        (
+            vec![("x-graphwarden-key", "gwk_nope_0000".to_owned()), ("x-graphwarden-token", "ana".to_owned())],
+            401,
+            190,
+        ),
+        (
+            vec![("x-graphwarden-key", consumer.clone()), ("x-graphwarden-token", "bot".to_owned())],
+            403,
+            200,
+        ),
+        (
+            vec![("x-graphwarden-key", d.key("reader").to_owned()), ("x-graphwarden-token", "ana".to_owned())],
+            403,
+            200,
+        ),
+        (
+            vec![("x-graphwarden-key", d.key("admin").to_owned()), ("x-graphwarden-token", "nobody".to_owned())],
+            400,
+            100,
+        ),
+        (vec![("x-graphwarden-key", d.key("admin").to_owned())], 400, 100),
+    ];
+    let before = d.sim.simulator().calls().len();
+    for (headers, status, code) in cases {
+        let mut r = d.http.get(format!("{}/v26.0/me", p.url));
+        for (k, v) in &headers {
+            r = r.header(*k, v);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{headers:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 20);
+    }
+    assert_eq!(d.sim.simulator().calls().len(), before, "refused calls never reach Meta");
+    p.stop().await;
+    let calls = d.inventory.store().recent_calls(Some("ana"), 50).await.unwrap();
+    assert_eq!(calls.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_items_are_read_and_recorded_one_by_one() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let bot = token(&d, "bot-never-expires");
+    let batch = json!([
+        {"method": "GET", "relative_url": "me"},
+        {"method": "GET", "relative_url": format!("{}/campaigns?limit=1", account())},
+        {"method": "GET", "relative_url": "799999999999999"},
+        {"method": "POST", "relative_url": "700000000000002", "body": "status=PAUSED"},
+    ]);
+    let r = d
+        .http
+        .post(format!("{}/v26.0/", p.url))
+        .form(&[("access_token", bot.as_str()), ("batch", &batch.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answers: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(answers.len(), 4);
+    p.stop().await;
+    let mut calls = d.inventory.store().recent_calls(Some("bot"), 10).await.unwrap();
+    calls.sort_by_key(|c| c.batch_index);
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert_eq!(calls[0].path, "/me");
+    assert_eq!(calls[1].path, "/act_{id}/campaigns");
+    assert!(calls[1].usage_pct.is_some(), "each item's own usage headers are read");
+    assert_eq!(calls[2].error_code, Some(100), "an item's error is decoded");
+    assert_eq!(
+        calls[2].error_class.as_deref(),
+        Some("permission_missing"),
+        "Meta says the object does not exist or is hidden by missing permissions"
+    );
+    assert_eq!(calls[3].change, ChangeType::StatusChange);
+    assert_eq!(calls[3].batch_index, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_paces_an_ad_account_and_holds_calls_before_meta_blocks_it() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let bot = token(&d, "bot-never-expires");
+    // The default world's ad account has a 60-point score: each read costs one.
+    let url = format!("{}/v26.0/{}?access_token={bot}", p.url, account());
+    let mut refused = None;
+    let mut forwarded = 0;
+    for _ in 0..80 {
+        let (status, headers, body) = get(&d.http, &url).await;
+        if status == 200 {
+            forwarded += 1;
+            continue;
+        }
+        assert_eq!(status, 400, "{body}");
+        refused = Some((headers, body));
+        break;
+    }
+    let (headers, body) = refused.expect("the proxy refuses before the account's limit");
+    assert_eq!(headers["x-graphwarden-paced"], "refused");
+    assert!(headers.get("retry-after").is_some());
+    assert_eq!(body["error"]["code"], 17, "{body}");
+    assert_eq!(body["error"]["error_subcode"], 2446079);
+    assert!(forwarded >= 50 && forwarded < 60, "forwarded {forwarded}");
+    let meta_errors = d
+        .sim
+        .simulator()
+        .calls()
+        .iter()
+        .filter(|c| c.error_code.is_some())
+        .count();
+    assert_eq!(meta_errors, 0, "Meta never had to throttle anyone");
+
+    // Other keys keep flowing: the user's own calls are not held.
+    let ana = token(&d, "ana-long-lived");
+    let (status, _, _) = get(&d.http, &format!("{}/v26.0/me?access_token={ana}", p.url)).await;
+    assert_eq!(status, 200);
+
+    // /metrics shows the hold and the calls.
+    let text = d.http.get(format!("{}/metrics", d.url)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("graphwarden_pacing_held_seconds{scope=\"ad_account\""), "{text}");
+    assert!(text.contains("graphwarden_proxy_calls_total{"), "{text}");
+    assert!(text.contains("outcome=\"refused\""), "{text}");
+    assert!(text.contains("graphwarden_meta_usage{scope=\"ad_account\""), "{text}");
+    assert!(text.contains("graphwarden_token_status{token=\"ana\""), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+    assert!(!text.contains(&bot) && !text.contains(&ana), "no secret in metrics");
+    p.stop().await;
+    let refused: Vec<_> = d
+        .inventory
+        .store()
+        .recent_calls(Some("bot"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.outcome == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_metas_throttle_error_calls_are_held_and_never_sent() {
+    let d = spawn(Default::default()).await;
+    let bot = token(&d, "bot-never-expires");
+    // Exhaust the account's score directly, past the proxy.
+    let direct = format!("{}/v26.0/{}?access_token={bot}", d.sim.url(), account());
+    loop {
+        let (status, _, _) = get(&d.http, &direct).await;
+        if status != 200 {
+            break;
+        }
+    }
+    let p = d.proxy(|_| {}).await;
+    let url = format!("{}/v26.0/{}?access_token={bot}", p.url, account());
+    let (status, headers, body) = get(&d.http, &url).await;
+    assert_eq!(status, 400);
+    assert!(headers.get("x-graphwarden-paced").is_none(), "Meta's own answer, passed on: {body}");
+    assert_eq!(body["error"]["code"], 17);
+    let sent = d.sim.simulator().calls().len();
+    let (status, headers, body) = get(&d.http, &url).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(headers["x-graphwarden-paced"], "refused");
+    assert_eq!(body["error"]["code"], 17);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 60, "the block's own length: {retry}");
+    assert_eq!(d.sim.simulator().calls().len(), sent, "the held call never reached Meta");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_190_on_a_proxied_call_inspects_the_token_at_once() {
+    let d = spawn(Default::default()).await;
+    d.check().await;
+    let p = d.proxy(|_| {}).await;
+    d.control("/events/password_change", json!({"user_id": ids::USER_ANA})).await;
+    let r = d
+        .http
+        .get(format!("{}/v26.0/me", p.url))
+        .header("x-graphwarden-key", d.key("consumer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 190);
+    let alias = graphwarden_core::TokenAlias::parse("ana").unwrap();
+    let mut status = TokenStatus::Valid;
+    for _ in 0..100 {
+        status = d.inventory.token(&alias).await.unwrap().status;
+        if status == TokenStatus::PasswordChanged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, TokenStatus::PasswordChanged);
+    p.stop().await;
+    let call = &d.inventory.store().recent_calls(Some("ana"), 1).await.unwrap()[0];
+    assert_eq!(call.error_code, Some(190));
+    assert_eq!(call.error_subcode, Some(460));
+    assert_eq!(call.error_class.as_deref(), Some("token_dead"));
+    let _ = d.inventory.tokens(&TokenFilter::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() {
+    let d = spawn(Default::default()).await;
+    let p = d
+        .proxy(|c| {
+            c.max_body = 4096;
+            c.max_header_bytes = 8192;
+            c.upstream_timeout = Duration::from_millis(700);
+            c.retries = 1;
+        })
+        .await;
+    let bot = token(&d, "bot-never-expires");
+    let me = format!("{}/v26.0/me?access_token={bot}", p.url);
+
+    // A head too large: 431, from the HTTP layer.
+    let r = d.http.get(&me).header("x-big", "a".repeat(20_000)).send().await.unwrap();
+    assert_eq!(r.status(), 431);
+    // A form body too large: a Meta-shaped 413.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/me", p.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("access_token={bot}&x={}", "a".repeat(10_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 100);
+    // Not UTF-8.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/me", p.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![0xff, 0xfe, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A dropped connection once: a GET is retried and succeeds.
+    d.control("/faults", json!({"kind": "drop_connection", "route": "/me", "times": 1})).await;
+    let (status, _, body) = get(&d.http, &me).await;
+    assert_eq!(status, 200, "{body}");
+    // Dropped every time: 502 with Meta's transient code.
+    d.control("/faults", json!({"kind": "drop_connection", "route": "/me", "times": 2})).await;
+    let (status, _, body) = get(&d.http, &me).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], 2);
+    assert_eq!(body["error"]["is_transient"], true);
+    let text = body.to_string();
+    assert!(!text.contains(&bot), "no token in the error: {text}");
+    d.control("/faults", json!([])).await;
+    // A stall: 504.
+    d.control("/faults", json!({"kind": "timeout", "route": "/me", "latency_ms": 3000, "times": 2})).await;
+    let (status, _, body) = get(&d.http, &me).await;
+    assert_eq!(status, 504, "{body}");
+    d.control("/faults", json!([])).await;
+    // Garbage from Graph is passed on as it came, and recorded.
+    d.control("/faults", json!({"kind": "malformed_body", "route": "/me", "times": 1})).await;
+    let (status, _, body) = get(&d.http, &me).await;
+    assert_eq!(status, 200);
+    assert!(body.is_string());
+    // A server error from Graph.
+    d.control("/faults", json!({"kind": "server_error", "route": "/me", "times": 1, "status": 500})).await;
+    let (status, _, body) = get(&d.http, &me).await;
+    assert_eq!(status, 500, "{body}");
+    // Malformed usage headers never break a call: the simulator's are fine, so check the
+    // proxy still serves everyone after all of the above.
+    let (status, _, _) = get(&d.http, &me).await;
+    assert_eq!(status, 200);
+
+    p.stop().await;
+    let calls = d.inventory.store().recent_calls(None, 100).await.unwrap();
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    assert!(outcomes.contains(&"failed"), "{outcomes:?}");
+    assert!(calls.iter().any(|c| c.http_status == 413));
+    assert!(calls.iter().any(|c| c.http_status == 500 && c.error_class.as_deref() == Some("transient")));
+    let dump = format!("{calls:?}");
+    assert!(!dump.contains(&bot));
+}
