@@ -66,7 +66,10 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     /// The caller a request's `Authorization` header names, checked and rate-limited.
-    pub async fn from_headers(headers: &http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+    pub async fn from_headers(
+        headers: &http::HeaderMap,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
         let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -139,13 +139,31 @@ impl Metrics {
             set("page", page, "", "total_time", p.total_time);
         }
         if let (Some(a), Some(account)) = (&usage.ad_account, ad_account) {
-            set("ad_account", account, "", "acc_id_util_pct", a.acc_id_util_pct);
-            set("ad_account", account, "", "reset_time_duration", a.reset_time_duration);
+            set(
+                "ad_account",
+                account,
+                "",
+                "acc_id_util_pct",
+                a.acc_id_util_pct,
+            );
+            set(
+                "ad_account",
+                account,
+                "",
+                "reset_time_duration",
+                a.reset_time_duration,
+            );
         }
         for e in &usage.business_use_case {
             let id = e.object_id.as_str();
             set("business_use_case", id, &e.kind, "call_count", e.call_count);
-            set("business_use_case", id, &e.kind, "total_cputime", e.total_cputime);
+            set(
+                "business_use_case",
+                id,
+                &e.kind,
+                "total_cputime",
+                e.total_cputime,
+            );
             set("business_use_case", id, &e.kind, "total_time", e.total_time);
             set(
                 "business_use_case",
@@ -156,8 +174,20 @@ impl Metrics {
             );
         }
         if let (Some(i), Some(account)) = (&usage.insights, ad_account) {
-            set("insights", account, "", "app_id_util_pct", i.app_id_util_pct);
-            set("insights", account, "", "acc_id_util_pct", i.acc_id_util_pct);
+            set(
+                "insights",
+                account,
+                "",
+                "app_id_util_pct",
+                i.app_id_util_pct,
+            );
+            set(
+                "insights",
+                account,
+                "",
+                "acc_id_util_pct",
+                i.acc_id_util_pct,
+            );
         }
     }
 

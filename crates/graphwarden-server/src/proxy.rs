@@ -291,12 +291,14 @@ fn batch_items(batch: &str) -> Option<Vec<BatchItem>> {
 /// Usage headers of a batch item: `[{name, value}]` (or, tolerated, an object).
 fn item_usage(item: &Value) -> Usage {
     match item.get("headers") {
-        Some(Value::Array(list)) => Usage::from_headers(list.iter().filter_map(|h| {
-            Some((h.get("name")?.as_str()?, h.get("value")?.as_str()?))
-        })),
-        Some(Value::Object(map)) => {
-            Usage::from_headers(map.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))))
-        }
+        Some(Value::Array(list)) => Usage::from_headers(
+            list.iter()
+                .filter_map(|h| Some((h.get("name")?.as_str()?, h.get("value")?.as_str()?))),
+        ),
+        Some(Value::Object(map)) => Usage::from_headers(
+            map.iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
+        ),
         _ => Usage::default(),
     }
 }
@@ -431,7 +433,10 @@ impl Proxy {
             }
         }
         drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 ?grace,
                 "Proxied calls were still running when the grace period ended."
@@ -443,9 +448,13 @@ impl Proxy {
         }
         let writer = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(writer) = writer
-            && tokio::time::timeout(grace.max(Duration::from_secs(10)), writer).await.is_err()
+            && tokio::time::timeout(grace.max(Duration::from_secs(10)), writer)
+                .await
+                .is_err()
         {
-            tracing::error!("The call-record writer did not finish in time; records still queued are lost.");
+            tracing::error!(
+                "The call-record writer did not finish in time; records still queued are lost."
+            );
         }
     }
 
@@ -480,7 +489,9 @@ impl Proxy {
         match self.recorder.lock().ok().and_then(|r| r.clone()) {
             Some(recorder) => recorder.record(record),
             None if self.config.record => {
-                tracing::warn!("A call finished after the proxy stopped recording; its record is lost.");
+                tracing::warn!(
+                    "A call finished after the proxy stopped recording; its record is lost."
+                );
             }
             None => {}
         }
@@ -642,21 +653,56 @@ impl Proxy {
                 Ok(Read::Whole(bytes)) => match std::str::from_utf8(&bytes) {
                     Ok(text) => form = Some(form_pairs(text)),
                     Err(_) => {
-                        let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "refused");
-                        return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
-                            "(#100) The request body is not valid form data (it is not UTF-8).", watch);
+                        let record = self.record(
+                            at_ms,
+                            &id,
+                            &method,
+                            &info,
+                            call::ChangeType::Read,
+                            "refused",
+                        );
+                        return self.refuse(
+                            record,
+                            StatusCode::BAD_REQUEST,
+                            100,
+                            None,
+                            "bad_request",
+                            "(#100) The request body is not valid form data (it is not UTF-8).",
+                            watch,
+                        );
                     }
                 },
                 Ok(Read::Partial(..)) => {
-                    let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "refused");
+                    let record = self.record(
+                        at_ms,
+                        &id,
+                        &method,
+                        &info,
+                        call::ChangeType::Read,
+                        "refused",
+                    );
                     return self.refuse(record, StatusCode::PAYLOAD_TOO_LARGE, 100, None, "bad_request",
                         &format!("(#100) The request body is larger than graphwarden's proxy.max_body_bytes ({} bytes).", self.config.max_body), watch);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "A caller went away while sending its request body.");
-                    let record = self.record(at_ms, &id, &method, &info, call::ChangeType::Read, "aborted");
-                    return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
-                        "(#100) The request body was cut off.", watch);
+                    let record = self.record(
+                        at_ms,
+                        &id,
+                        &method,
+                        &info,
+                        call::ChangeType::Read,
+                        "aborted",
+                    );
+                    return self.refuse(
+                        record,
+                        StatusCode::BAD_REQUEST,
+                        100,
+                        None,
+                        "bad_request",
+                        "(#100) The request body was cut off.",
+                        watch,
+                    );
                 }
             }
         } else {
@@ -681,8 +727,12 @@ impl Proxy {
         }
         let key_header = header_text(&parts.headers, "x-graphwarden-key").map(str::to_owned);
         let alias_header = header_text(&parts.headers, "x-graphwarden-token").map(str::to_owned);
-        let presented_is_key = presented.as_deref().is_some_and(|t| t.starts_with(KEY_PREFIX));
-        let key_text = key_header.clone().or_else(|| presented.clone().filter(|_| presented_is_key));
+        let presented_is_key = presented
+            .as_deref()
+            .is_some_and(|t| t.starts_with(KEY_PREFIX));
+        let key_text = key_header
+            .clone()
+            .or_else(|| presented.clone().filter(|_| presented_is_key));
         let inject = key_text.is_some()
             || alias_header.is_some()
             || (presented.is_none() && self.config.default_alias.is_some());
@@ -698,13 +748,26 @@ impl Proxy {
         if inject {
             let Some(key_text) = key_text else {
                 let record = self.record(at_ms, &id, &method, &info, change, "refused");
-                return self.refuse(record, StatusCode::UNAUTHORIZED, 190, None, "token_dead",
-                    &format!("(#190) {}", CredentialError::NoKey), watch);
+                return self.refuse(
+                    record,
+                    StatusCode::UNAUTHORIZED,
+                    190,
+                    None,
+                    "token_dead",
+                    &format!("(#190) {}", CredentialError::NoKey),
+                    watch,
+                );
             };
             let inventory = Arc::clone(self.state.inventory());
             let key = match self.credentials.key(&inventory, &key_text).await {
                 Ok(k) => k,
-                Err(e) => return self.credential_failure(e, self.record(at_ms, &id, &method, &info, change, "refused"), watch),
+                Err(e) => {
+                    return self.credential_failure(
+                        e,
+                        self.record(at_ms, &id, &method, &info, change, "refused"),
+                        watch,
+                    );
+                }
             };
             let alias = alias_header
                 .clone()
@@ -714,11 +777,21 @@ impl Proxy {
                     _ => None,
                 });
             let Some(alias) = alias else {
-                return self.credential_failure(CredentialError::NoAlias, self.record(at_ms, &id, &method, &info, change, "refused"), watch);
+                return self.credential_failure(
+                    CredentialError::NoAlias,
+                    self.record(at_ms, &id, &method, &info, change, "refused"),
+                    watch,
+                );
             };
             let stored = match self.credentials.stored(&inventory, &key, &alias).await {
                 Ok(s) => s,
-                Err(e) => return self.credential_failure(e, self.record(at_ms, &id, &method, &info, change, "refused"), watch),
+                Err(e) => {
+                    return self.credential_failure(
+                        e,
+                        self.record(at_ms, &id, &method, &info, change, "refused"),
+                        watch,
+                    );
+                }
             };
             id.alias = Some(stored.alias.to_string());
             id.fingerprint = Some(stored.fingerprint.clone());
@@ -745,12 +818,17 @@ impl Proxy {
                     id.alias = known.alias.as_ref().map(|a| a.to_string());
                     id.fingerprint = Some(known.fingerprint.clone());
                     id.app_id = known.app_id.clone();
-                    let has_proof = query.iter().chain(form.iter().flatten()).any(|(k, _)| k == "appsecret_proof");
+                    let has_proof = query
+                        .iter()
+                        .chain(form.iter().flatten())
+                        .any(|(k, _)| k == "appsecret_proof");
                     if !has_proof {
                         proof_secret = known.app_secret.clone();
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "Could not look the caller's token up in the inventory; passing it on as it is."),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not look the caller's token up in the inventory; passing it on as it is.")
+                }
             }
             if !from_bearer {
                 token_to_send = Some(SecretString::from(token));
@@ -765,10 +843,16 @@ impl Proxy {
             if let Some(app_secret) = &proof_secret {
                 if self.config.timed_proof {
                     let now = self.state.clock().now().as_second();
-                    pairs.push(("appsecret_proof".to_owned(), graphwarden_meta::proof::timed(app_secret, token, now)));
+                    pairs.push((
+                        "appsecret_proof".to_owned(),
+                        graphwarden_meta::proof::timed(app_secret, token, now),
+                    ));
                     pairs.push(("appsecret_time".to_owned(), now.to_string()));
                 } else {
-                    pairs.push(("appsecret_proof".to_owned(), graphwarden_meta::proof::classic(app_secret, token)));
+                    pairs.push((
+                        "appsecret_proof".to_owned(),
+                        graphwarden_meta::proof::classic(app_secret, token),
+                    ));
                 }
             }
         }
@@ -784,10 +868,18 @@ impl Proxy {
         match &items {
             Some(items) => {
                 for item in items {
-                    subjects.push((item.info.ad_account.clone(), item.info.object_id.clone(), item.info.use_case));
+                    subjects.push((
+                        item.info.ad_account.clone(),
+                        item.info.object_id.clone(),
+                        item.info.use_case,
+                    ));
                 }
             }
-            None => subjects.push((info.ad_account.clone(), info.object_id.clone(), info.use_case)),
+            None => subjects.push((
+                info.ad_account.clone(),
+                info.object_id.clone(),
+                info.use_case,
+            )),
         }
         let mut keys = Vec::new();
         for (account, object, use_case) in &subjects {
@@ -823,10 +915,14 @@ impl Proxy {
                     if watch.elapsed() >= self.config.max_wait {
                         // Waited as long as allowed and the key is still held.
                         let now = self.state.clock().now_ms();
-                        let d = self.pacer.lock().map(|mut p| p.decide(now, &keys, Duration::ZERO));
+                        let d = self
+                            .pacer
+                            .lock()
+                            .map(|mut p| p.decide(now, &keys, Duration::ZERO));
                         match d {
                             Ok(Decision::Refuse(r)) => {
-                                let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                                let record =
+                                    self.record(at_ms, &id, &method, &info, change, "refused");
                                 return self.refuse_paced(record, &r, watch);
                             }
                             _ => break,
@@ -839,7 +935,11 @@ impl Proxy {
                 }
             }
         }
-        let outcome = if delayed.is_zero() { "forwarded" } else { "delayed" };
+        let outcome = if delayed.is_zero() {
+            "forwarded"
+        } else {
+            "delayed"
+        };
 
         // The request to Graph.
         let query_text = encode_pairs(&query);
@@ -852,8 +952,15 @@ impl Proxy {
             Ok(u) => u,
             Err(_) => {
                 let record = self.record(at_ms, &id, &method, &info, change, "refused");
-                return self.refuse(record, StatusCode::BAD_REQUEST, 100, None, "bad_request",
-                    "(#100) The request's path or query cannot be passed on.", watch);
+                return self.refuse(
+                    record,
+                    StatusCode::BAD_REQUEST,
+                    100,
+                    None,
+                    "bad_request",
+                    "(#100) The request's path or query cannot be passed on.",
+                    watch,
+                );
             }
         };
         strip_hop_by_hop(&mut parts.headers);
@@ -869,7 +976,11 @@ impl Proxy {
             parts.headers.remove(header::CONTENT_LENGTH);
         }
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
-        let attempts = if safe && stream_body.as_ref().is_none_or(http_body::Body::is_end_stream) {
+        let attempts = if safe
+            && stream_body
+                .as_ref()
+                .is_none_or(http_body::Body::is_end_stream)
+        {
             self.config.retries + 1
         } else {
             1
@@ -893,7 +1004,9 @@ impl Proxy {
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri.clone();
             *upstream.headers_mut() = parts.headers.clone();
-            match tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream)).await {
+            match tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream))
+                .await
+            {
                 Ok(Ok(response)) => {
                     let transient_status = matches!(response.status().as_u16(), 502..=504);
                     if transient_status && attempt < attempts {
@@ -913,7 +1026,10 @@ impl Proxy {
                     timed_out = false;
                 }
                 Err(_) => {
-                    last_failure = format!("Graph did not start answering within {:?}", self.config.upstream_timeout);
+                    last_failure = format!(
+                        "Graph did not start answering within {:?}",
+                        self.config.upstream_timeout
+                    );
                     timed_out = true;
                 }
             }
@@ -926,9 +1042,22 @@ impl Proxy {
         let Some(answer) = answer else {
             tracing::warn!(path = %info.template, failure = %last_failure, "A proxied call failed.");
             let record = self.record(at_ms, &id, &method, &info, change, "failed");
-            let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-            return self.refuse(record, status, 2, None, "transient",
-                &format!("(#2) Service temporarily unavailable: graphwarden's proxy {last_failure}."), watch);
+            let status = if timed_out {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return self.refuse(
+                record,
+                status,
+                2,
+                None,
+                "transient",
+                &format!(
+                    "(#2) Service temporarily unavailable: graphwarden's proxy {last_failure}."
+                ),
+                watch,
+            );
         };
 
         // The answer.
@@ -963,7 +1092,16 @@ impl Proxy {
                             &format!("(#1) Please reduce the amount of data you're asking for, then retry your request: graphwarden reads answers made with a stored token to keep the token out of them, and this one is larger than proxy.max_buffer_bytes ({} bytes).", self.config.max_buffer), watch);
                     }
                     // Too large to decode: pass it on as it is.
-                    self.observe(&subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case), &usage, None);
+                    self.observe(
+                        &subject(
+                            &id,
+                            info.ad_account.as_deref(),
+                            info.object_id.as_deref(),
+                            info.use_case,
+                        ),
+                        &usage,
+                        None,
+                    );
                     records.push(base);
                     let stream = futures_like_chain(head, rest);
                     let response = Response::from_parts(parts_out, stream);
@@ -972,8 +1110,15 @@ impl Proxy {
                 Err(e) => {
                     tracing::warn!(error = %e, "Graph's answer broke off.");
                     let record = self.record(at_ms, &id, &method, &info, change, "failed");
-                    return self.refuse(record, StatusCode::BAD_GATEWAY, 2, None, "transient",
-                        "(#2) Service temporarily unavailable: Graph's answer broke off.", watch);
+                    return self.refuse(
+                        record,
+                        StatusCode::BAD_GATEWAY,
+                        2,
+                        None,
+                        "transient",
+                        "(#2) Service temporarily unavailable: Graph's answer broke off.",
+                        watch,
+                    );
                 }
             };
             let envelope_error;
@@ -985,7 +1130,8 @@ impl Proxy {
                 batch_done = true;
                 for (i, item) in items.iter().enumerate() {
                     let answer = answers.get(i).unwrap_or(&Value::Null);
-                    let mut r = self.record(at_ms, &id, &item.method, &item.info, item.change, outcome);
+                    let mut r =
+                        self.record(at_ms, &id, &item.method, &item.info, item.change, outcome);
                     r.batch_index = i32::try_from(i).ok();
                     if answer.is_null() {
                         // Meta left the item unfinished (a batch time-out): the caller retries it.
@@ -994,7 +1140,11 @@ impl Proxy {
                         records.push(r);
                         continue;
                     }
-                    let code = answer.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(0);
+                    let code = answer
+                        .get("code")
+                        .and_then(Value::as_u64)
+                        .and_then(|c| u16::try_from(c).ok())
+                        .unwrap_or(0);
                     r.http_status = code;
                     let item_usage = item_usage(answer);
                     let err = answer
@@ -1010,8 +1160,17 @@ impl Proxy {
                         r.usage_pct = Some(item_usage.max_pct());
                         r.usage = serde_json::to_string(&item_usage).ok();
                     }
-                    let subject = subject(&id, item.info.ad_account.as_deref(), item.info.object_id.as_deref(), item.info.use_case);
-                    self.observe(&subject, &item_usage, err.as_ref().map(|(c, s, _)| (*c, *s)));
+                    let subject = subject(
+                        &id,
+                        item.info.ad_account.as_deref(),
+                        item.info.object_id.as_deref(),
+                        item.info.use_case,
+                    );
+                    self.observe(
+                        &subject,
+                        &item_usage,
+                        err.as_ref().map(|(c, s, _)| (*c, *s)),
+                    );
                     records.push(r);
                 }
                 // The envelope's own headers count too.
@@ -1024,17 +1183,34 @@ impl Proxy {
                     base.error_subcode = *sub;
                     base.error_class = Some(class.clone());
                 } else if status >= 400 {
-                    base.error_class = Some(if status >= 500 { "transient" } else { "bad_request" }.to_owned());
+                    base.error_class = Some(
+                        if status >= 500 {
+                            "transient"
+                        } else {
+                            "bad_request"
+                        }
+                        .to_owned(),
+                    );
                 }
                 self.observe(
-                    &subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case),
+                    &subject(
+                        &id,
+                        info.ad_account.as_deref(),
+                        info.object_id.as_deref(),
+                        info.use_case,
+                    ),
                     &usage,
                     envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
                 );
                 records.push(base);
             }
             let scrubbed = match &id.injected {
-                Some(secret) => self.scrub(&bytes, secret, &id.placeholder, caller_base.as_deref().unwrap_or("")),
+                Some(secret) => self.scrub(
+                    &bytes,
+                    secret,
+                    &id.placeholder,
+                    caller_base.as_deref().unwrap_or(""),
+                ),
                 None => None,
             };
             let out = scrubbed.map(Bytes::from).unwrap_or(bytes);
@@ -1045,14 +1221,24 @@ impl Proxy {
             full(out)
         } else {
             self.observe(
-                &subject(&id, info.ad_account.as_deref(), info.object_id.as_deref(), info.use_case),
+                &subject(
+                    &id,
+                    info.ad_account.as_deref(),
+                    info.object_id.as_deref(),
+                    info.use_case,
+                ),
                 &usage,
                 None,
             );
             records.push(base);
             body_in.map_err(|e| -> BoxError { Box::new(e) }).boxed()
         };
-        self.state.metrics().set_usage(&usage, id.app_id.as_deref(), info.ad_account.as_deref(), info.object_id.as_deref());
+        self.state.metrics().set_usage(
+            &usage,
+            id.app_id.as_deref(),
+            info.ad_account.as_deref(),
+            info.object_id.as_deref(),
+        );
         for r in &records {
             if matches!(r.error_code, Some(190 | 102))
                 && let Some(alias) = &r.token_alias
@@ -1064,7 +1250,9 @@ impl Proxy {
         if !delayed.is_zero()
             && let Ok(v) = HeaderValue::from_str(&delayed.as_millis().to_string())
         {
-            parts_out.headers.insert(HeaderName::from_static("x-graphwarden-paced-ms"), v);
+            parts_out
+                .headers
+                .insert(HeaderName::from_static("x-graphwarden-paced-ms"), v);
         }
         self.respond(Response::from_parts(parts_out, body_out), records, watch)
     }
@@ -1086,18 +1274,25 @@ impl Proxy {
         watch: Stopwatch,
     ) -> Response<ProxyBody> {
         let (status, code, class) = match &e {
-            CredentialError::BadKey | CredentialError::NoKey => (StatusCode::UNAUTHORIZED, 190, "token_dead"),
-            CredentialError::NotAllowed { .. } => (StatusCode::FORBIDDEN, 200, "permission_missing"),
-            CredentialError::NoAlias | CredentialError::BadAlias(_) | CredentialError::UnknownAlias(_) => {
-                (StatusCode::BAD_REQUEST, 100, "bad_request")
+            CredentialError::BadKey | CredentialError::NoKey => {
+                (StatusCode::UNAUTHORIZED, 190, "token_dead")
             }
+            CredentialError::NotAllowed { .. } => {
+                (StatusCode::FORBIDDEN, 200, "permission_missing")
+            }
+            CredentialError::NoAlias
+            | CredentialError::BadAlias(_)
+            | CredentialError::UnknownAlias(_) => (StatusCode::BAD_REQUEST, 100, "bad_request"),
             CredentialError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, 2, "transient"),
         };
         if matches!(e, CredentialError::Store(_)) {
             tracing::error!(error = %e, "The proxy could not read the inventory.");
         }
         let message = match &e {
-            CredentialError::Store(_) => "(#2) Service temporarily unavailable: graphwarden could not read its inventory.".to_owned(),
+            CredentialError::Store(_) => {
+                "(#2) Service temporarily unavailable: graphwarden could not read its inventory."
+                    .to_owned()
+            }
             other => format!("(#{code}) {other}"),
         };
         self.refuse(record, status, code, None, class, &message, watch)
@@ -1105,7 +1300,13 @@ impl Proxy {
 
     /// Take the stored token (and its proof) out of an answer for a caller that holds no
     /// token, and point Graph's absolute links back at the proxy.
-    fn scrub(&self, bytes: &[u8], secret: &SecretString, placeholder: &str, proxy_base: &str) -> Option<Vec<u8>> {
+    fn scrub(
+        &self,
+        bytes: &[u8],
+        secret: &SecretString,
+        placeholder: &str,
+        proxy_base: &str,
+    ) -> Option<Vec<u8>> {
         let token = secret.expose_secret();
         let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![

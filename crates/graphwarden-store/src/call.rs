@@ -59,8 +59,10 @@ impl Rollup {
 
     /// Fold `calls` into as few rows as they make.
     pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
-        let mut rows: std::collections::HashMap<(i64, String, String, String, String, String, i64), Self> =
-            std::collections::HashMap::new();
+        let mut rows: std::collections::HashMap<
+            (i64, String, String, String, String, String, i64),
+            Self,
+        > = std::collections::HashMap::new();
         for call in calls {
             let r = Self::of(call);
             let key = (
@@ -105,7 +107,8 @@ pub trait CallStore: Send + Sync {
     async fn rollups_since(&self, since_ms: i64) -> Result<Vec<Rollup>>;
     /// Delete call records before `calls_before_ms` and rollups before `rollups_before_ms`;
     /// returns how many of each.
-    async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64)>;
+    async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64)
+    -> Result<(u64, u64)>;
 }
 
 #[cfg(test)]
@@ -146,8 +149,14 @@ mod tests {
         ]);
         assert_eq!(rows.len(), 4);
         let first = &rows[0];
-        assert_eq!((first.minute_ms, first.calls, first.duration_us), (60_000, 2, 20));
+        assert_eq!(
+            (first.minute_ms, first.calls, first.duration_us),
+            (60_000, 2, 20)
+        );
         assert_eq!(first.max_usage_pct, 61.0);
-        assert!(rows.iter().any(|r| r.error_code == 4 && r.minute_ms == 60_000));
+        assert!(
+            rows.iter()
+                .any(|r| r.error_code == 4 && r.minute_ms == 60_000)
+        );
     }
 }

@@ -15,7 +15,8 @@ use crate::model::{
 
 #[async_trait]
 pub trait Store:
-    crate::service::ServiceStore + crate::call::CallStore + Send + Sync + std::fmt::Debug {
+    crate::service::ServiceStore + crate::call::CallStore + Send + Sync + std::fmt::Debug
+{
     fn backend(&self) -> Backend;
 
     /// The installation row; `None` when the schema or the row does not exist yet.

@@ -75,8 +75,26 @@ pub enum Command {
     /// a running daemon picks silences up at its next evaluation).
     #[command(subcommand)]
     Silence(SilenceCommand),
+    /// Graph calls made through the proxy: volume, errors by class and code, time, usage.
+    Usage(UsageArgs),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// How far back to look (`24h`, `7d`, `90m`).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Group the calls by token, app, account (the object called: ad account, Page, campaign…)
+    /// or endpoint (the path with its ids replaced).
+    #[arg(long, default_value = "token", value_parser = ["token", "app", "account", "endpoint"])]
+    pub by: String,
+    /// At most this many groups, busiest first.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

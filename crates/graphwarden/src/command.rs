@@ -14,6 +14,7 @@ mod serve;
 mod silence;
 mod sim;
 mod token;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,6 +337,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Apikey(command) => apikey::run(&ctx, command).await,
         Command::Jobs(args) => jobs::run(&ctx, args).await,
         Command::Silence(command) => silence::run(&ctx, command).await,
+        Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Sim(_) => Ok(0),
     }
 }

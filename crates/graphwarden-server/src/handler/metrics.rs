@@ -59,9 +59,11 @@ fn pace_labels(key: &graphwarden_core::pacing::PaceKey) -> PaceLabels {
     let (scope, id, kind) = match key {
         PaceKey::App { app_id } => ("app", app_id.clone(), String::new()),
         // Token fingerprints are keyed hashes; a short prefix tells series apart.
-        PaceKey::Token { fingerprint } => {
-            ("token", fingerprint.chars().take(12).collect(), String::new())
-        }
+        PaceKey::Token { fingerprint } => (
+            "token",
+            fingerprint.chars().take(12).collect(),
+            String::new(),
+        ),
         PaceKey::AdAccount { account_id } => ("ad_account", account_id.clone(), String::new()),
         PaceKey::UseCase { object_id, kind } => {
             ("business_use_case", object_id.clone(), kind.clone())

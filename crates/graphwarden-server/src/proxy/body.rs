@@ -182,9 +182,7 @@ pub fn replace_all(bytes: &[u8], pairs: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
-        let hit = pairs
-            .iter()
-            .find(|(from, _)| bytes[i..].starts_with(from));
+        let hit = pairs.iter().find(|(from, _)| bytes[i..].starts_with(from));
         if let Some((from, to)) = hit {
             let o = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
             o.extend_from_slice(&bytes[copied..i]);

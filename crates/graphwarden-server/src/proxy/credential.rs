@@ -45,13 +45,19 @@ pub struct Known {
 pub enum CredentialError {
     #[error("the graphwarden API key is not valid (unknown, revoked or mistyped)")]
     BadKey,
-    #[error("a stored token was asked for (`X-Graphwarden-Token`) without a graphwarden API key; send one in `X-Graphwarden-Key` or as the access token")]
+    #[error(
+        "a stored token was asked for (`X-Graphwarden-Token`) without a graphwarden API key; send one in `X-Graphwarden-Key` or as the access token"
+    )]
     NoKey,
-    #[error("say which stored token to use: `X-Graphwarden-Token: ALIAS` (the key names several, and this listener has no default)")]
+    #[error(
+        "say which stored token to use: `X-Graphwarden-Token: ALIAS` (the key names several, and this listener has no default)"
+    )]
     NoAlias,
     #[error("`{0}` is not a valid token alias")]
     BadAlias(String),
-    #[error("the key `{key}` may not use the token `{alias}`; a consumer key must name it (`graphwarden apikey create --role consumer --aliases {alias}`)")]
+    #[error(
+        "the key `{key}` may not use the token `{alias}`; a consumer key must name it (`graphwarden apikey create --role consumer --aliases {alias}`)"
+    )]
     NotAllowed { key: String, alias: String },
     #[error("no stored token is called `{0}`")]
     UnknownAlias(String),
@@ -95,7 +101,11 @@ impl Credentials {
     }
 
     /// Check a presented graphwarden key.
-    pub async fn key(&self, inventory: &Inventory, presented: &str) -> Result<ApiKey, CredentialError> {
+    pub async fn key(
+        &self,
+        inventory: &Inventory,
+        presented: &str,
+    ) -> Result<ApiKey, CredentialError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         if let Ok(keys) = self.keys.lock()
             && let Some(c) = keys.get(&digest)
@@ -126,7 +136,8 @@ impl Credentials {
         key: &ApiKey,
         alias: &str,
     ) -> Result<std::sync::Arc<Stored>, CredentialError> {
-        let alias = TokenAlias::parse(alias).map_err(|_| CredentialError::BadAlias(alias.chars().take(64).collect()))?;
+        let alias = TokenAlias::parse(alias)
+            .map_err(|_| CredentialError::BadAlias(alias.chars().take(64).collect()))?;
         let allowed = match key.role {
             Role::Admin => true,
             Role::Consumer => key.aliases.contains(&alias),
@@ -177,7 +188,11 @@ impl Credentials {
     }
 
     /// What the inventory knows of a token a caller sent itself.
-    pub async fn known(&self, inventory: &Inventory, token: &str) -> Result<std::sync::Arc<Known>, CredentialError> {
+    pub async fn known(
+        &self,
+        inventory: &Inventory,
+        token: &str,
+    ) -> Result<std::sync::Arc<Known>, CredentialError> {
         let fingerprint = inventory.token_fingerprint(token)?;
         if let Ok(known) = self.known.lock()
             && let Some(c) = known.get(&fingerprint)
@@ -185,7 +200,10 @@ impl Credentials {
         {
             return Ok(std::sync::Arc::clone(&c.value));
         }
-        let alias = inventory.store().token_alias_by_fingerprint(&fingerprint).await?;
+        let alias = inventory
+            .store()
+            .token_alias_by_fingerprint(&fingerprint)
+            .await?;
         let (app_id, app_secret) = match &alias {
             Some(alias) => match inventory.token(alias).await {
                 Ok(t) => (

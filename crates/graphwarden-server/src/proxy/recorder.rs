@@ -107,7 +107,10 @@ async fn write(inventory: &Inventory, batch: &mut Vec<CallRecord>, stats: &Recor
         match inventory.store().insert_calls(batch, &rollups).await {
             Ok(()) => {
                 stats.written.fetch_add(n, Ordering::Relaxed);
-                stats.queued.fetch_sub(n.min(stats.queued.load(Ordering::Relaxed)), Ordering::Relaxed);
+                stats.queued.fetch_sub(
+                    n.min(stats.queued.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
                 batch.clear();
                 return;
             }
@@ -122,6 +125,9 @@ async fn write(inventory: &Inventory, batch: &mut Vec<CallRecord>, stats: &Recor
         }
     }
     stats.lost.fetch_add(n, Ordering::Relaxed);
-    stats.queued.fetch_sub(n.min(stats.queued.load(Ordering::Relaxed)), Ordering::Relaxed);
+    stats.queued.fetch_sub(
+        n.min(stats.queued.load(Ordering::Relaxed)),
+        Ordering::Relaxed,
+    );
     batch.clear();
 }

@@ -36,10 +36,17 @@ async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorde
     let p = d.proxy(|_| {}).await;
     let ana = token(&d, "ana-long-lived");
 
-    let (status, headers, body) = get(&d.http, &format!("{}/v26.0/me?access_token={ana}&fields=id,name", p.url)).await;
+    let (status, headers, body) = get(
+        &d.http,
+        &format!("{}/v26.0/me?access_token={ana}&fields=id,name", p.url),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], ids::USER_ANA);
-    assert!(headers.get("facebook-api-version").is_some(), "Graph's headers come back");
+    assert!(
+        headers.get("facebook-api-version").is_some(),
+        "Graph's headers come back"
+    );
     let seen = d.sim.simulator().calls();
     let last = seen.last().unwrap();
     assert!(
@@ -50,9 +57,22 @@ async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorde
 
     // A token the inventory does not hold passes as it is.
     let stranger = token(&d, "ana-short-lived");
-    let (status, _, _) = get(&d.http, &format!("{}/v26.0/me?access_token={stranger}", p.url)).await;
+    let (status, _, _) = get(
+        &d.http,
+        &format!("{}/v26.0/me?access_token={stranger}", p.url),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert!(!d.sim.simulator().calls().last().unwrap().params.iter().any(|p| p == "appsecret_proof"));
+    assert!(
+        !d.sim
+            .simulator()
+            .calls()
+            .last()
+            .unwrap()
+            .params
+            .iter()
+            .any(|p| p == "appsecret_proof")
+    );
 
     // A budget change through a form body.
     let r = d
@@ -66,7 +86,11 @@ async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorde
 
     p.stop().await;
     let calls = d.inventory.store().recent_calls(None, 10).await.unwrap();
-    assert_eq!(calls.len(), 3, "every call is recorded, none lost at shutdown");
+    assert_eq!(
+        calls.len(),
+        3,
+        "every call is recorded, none lost at shutdown"
+    );
     let budget = &calls[0];
     assert_eq!(budget.change, ChangeType::BudgetChange);
     assert_eq!(budget.path, "/{version}/{id}");
@@ -90,15 +114,28 @@ async fn a_caller_with_a_key_gets_a_stored_token_and_never_sees_it() {
 
     // The key in place of the token: an SDK can be pointed at the proxy unchanged. The consumer
     // key names one token (ana), so no header is needed.
-    let url = format!("{}/v26.0/{}/campaigns?limit=2&access_token={consumer}", p.url, account());
+    let url = format!(
+        "{}/v26.0/{}/campaigns?limit=2&access_token={consumer}",
+        p.url,
+        account()
+    );
     let (status, _, body) = get(&d.http, &url).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let text = body.to_string();
-    assert!(!text.contains(&ana), "the stored token never reaches the caller: {text}");
+    assert!(
+        !text.contains(&ana),
+        "the stored token never reaches the caller: {text}"
+    );
     let next = body["paging"]["next"].as_str().unwrap();
-    assert!(next.starts_with(&p.url), "links point back at the proxy: {next}");
-    assert!(next.contains(&consumer), "and carry the caller's key: {next}");
+    assert!(
+        next.starts_with(&p.url),
+        "links point back at the proxy: {next}"
+    );
+    assert!(
+        next.contains(&consumer),
+        "and carry the caller's key: {next}"
+    );
     // Following the link works, through the proxy.
     let (status, _, page2) = get(&d.http, next).await;
     assert_eq!(status, 200, "{page2}");
@@ -121,26 +158,42 @@ async fn a_caller_with_a_key_gets_a_stored_token_and_never_sees_it() {
     let cases = [
         (vec![("x-graphwarden-token", "ana".to_owned())], 401, 190),
         (
-            vec![("x-graphwarden-key", "gwk_nope_0000".to_owned()), ("x-graphwarden-token", "ana".to_owned())],
+            vec![
+                ("x-graphwarden-key", "gwk_nope_0000".to_owned()),
+                ("x-graphwarden-token", "ana".to_owned()),
+            ],
             401,
             190,
         ),
         (
-            vec![("x-graphwarden-key", consumer.clone()), ("x-graphwarden-token", "bot".to_owned())],
+            vec![
+                ("x-graphwarden-key", consumer.clone()),
+                ("x-graphwarden-token", "bot".to_owned()),
+            ],
             403,
             200,
         ),
         (
-            vec![("x-graphwarden-key", d.key("reader").to_owned()), ("x-graphwarden-token", "ana".to_owned())],
+            vec![
+                ("x-graphwarden-key", d.key("reader").to_owned()),
+                ("x-graphwarden-token", "ana".to_owned()),
+            ],
             403,
             200,
         ),
         (
-            vec![("x-graphwarden-key", d.key("admin").to_owned()), ("x-graphwarden-token", "nobody".to_owned())],
+            vec![
+                ("x-graphwarden-key", d.key("admin").to_owned()),
+                ("x-graphwarden-token", "nobody".to_owned()),
+            ],
             400,
             100,
         ),
-        (vec![("x-graphwarden-key", d.key("admin").to_owned())], 400, 100),
+        (
+            vec![("x-graphwarden-key", d.key("admin").to_owned())],
+            400,
+            100,
+        ),
     ];
     let before = d.sim.simulator().calls().len();
     for (headers, status, code) in cases {
@@ -154,9 +207,18 @@ async fn a_caller_with_a_key_gets_a_stored_token_and_never_sees_it() {
         assert_eq!(body["error"]["code"], code, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().len() > 20);
     }
-    assert_eq!(d.sim.simulator().calls().len(), before, "refused calls never reach Meta");
+    assert_eq!(
+        d.sim.simulator().calls().len(),
+        before,
+        "refused calls never reach Meta"
+    );
     p.stop().await;
-    let calls = d.inventory.store().recent_calls(Some("ana"), 50).await.unwrap();
+    let calls = d
+        .inventory
+        .store()
+        .recent_calls(Some("ana"), 50)
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 3);
 }
 
@@ -174,7 +236,10 @@ async fn batch_items_are_read_and_recorded_one_by_one() {
     let r = d
         .http
         .post(format!("{}/v26.0/", p.url))
-        .form(&[("access_token", bot.as_str()), ("batch", &batch.to_string())])
+        .form(&[
+            ("access_token", bot.as_str()),
+            ("batch", &batch.to_string()),
+        ])
         .send()
         .await
         .unwrap();
@@ -182,12 +247,20 @@ async fn batch_items_are_read_and_recorded_one_by_one() {
     let answers: Vec<Value> = r.json().await.unwrap();
     assert_eq!(answers.len(), 4);
     p.stop().await;
-    let mut calls = d.inventory.store().recent_calls(Some("bot"), 10).await.unwrap();
+    let mut calls = d
+        .inventory
+        .store()
+        .recent_calls(Some("bot"), 10)
+        .await
+        .unwrap();
     calls.sort_by_key(|c| c.batch_index);
     assert_eq!(calls.len(), 4, "{calls:#?}");
     assert_eq!(calls[0].path, "/me");
     assert_eq!(calls[1].path, "/act_{id}/campaigns");
-    assert!(calls[1].usage_pct.is_some(), "each item's own usage headers are read");
+    assert!(
+        calls[1].usage_pct.is_some(),
+        "each item's own usage headers are read"
+    );
     assert_eq!(calls[2].error_code, Some(100), "an item's error is decoded");
     assert_eq!(
         calls[2].error_class.as_deref(),
@@ -238,14 +311,34 @@ async fn the_proxy_paces_an_ad_account_and_holds_calls_before_meta_blocks_it() {
     assert_eq!(status, 200);
 
     // /metrics shows the hold and the calls.
-    let text = d.http.get(format!("{}/metrics", d.url)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("graphwarden_pacing_held_seconds{scope=\"ad_account\""), "{text}");
+    let text = d
+        .http
+        .get(format!("{}/metrics", d.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("graphwarden_pacing_held_seconds{scope=\"ad_account\""),
+        "{text}"
+    );
     assert!(text.contains("graphwarden_proxy_calls_total{"), "{text}");
     assert!(text.contains("outcome=\"refused\""), "{text}");
-    assert!(text.contains("graphwarden_meta_usage{scope=\"ad_account\""), "{text}");
-    assert!(text.contains("graphwarden_token_status{token=\"ana\""), "{text}");
+    assert!(
+        text.contains("graphwarden_meta_usage{scope=\"ad_account\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("graphwarden_token_status{token=\"ana\""),
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"));
-    assert!(!text.contains(&bot) && !text.contains(&ana), "no secret in metrics");
+    assert!(
+        !text.contains(&bot) && !text.contains(&ana),
+        "no secret in metrics"
+    );
     p.stop().await;
     let refused: Vec<_> = d
         .inventory
@@ -275,7 +368,10 @@ async fn after_metas_throttle_error_calls_are_held_and_never_sent() {
     let url = format!("{}/v26.0/{}?access_token={bot}", p.url, account());
     let (status, headers, body) = get(&d.http, &url).await;
     assert_eq!(status, 400);
-    assert!(headers.get("x-graphwarden-paced").is_none(), "Meta's own answer, passed on: {body}");
+    assert!(
+        headers.get("x-graphwarden-paced").is_none(),
+        "Meta's own answer, passed on: {body}"
+    );
     assert_eq!(body["error"]["code"], 17);
     let sent = d.sim.simulator().calls().len();
     let (status, headers, body) = get(&d.http, &url).await;
@@ -284,7 +380,11 @@ async fn after_metas_throttle_error_calls_are_held_and_never_sent() {
     assert_eq!(body["error"]["code"], 17);
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 60, "the block's own length: {retry}");
-    assert_eq!(d.sim.simulator().calls().len(), sent, "the held call never reached Meta");
+    assert_eq!(
+        d.sim.simulator().calls().len(),
+        sent,
+        "the held call never reached Meta"
+    );
     p.stop().await;
 }
 
@@ -293,7 +393,8 @@ async fn error_190_on_a_proxied_call_inspects_the_token_at_once() {
     let d = spawn(Default::default()).await;
     d.check().await;
     let p = d.proxy(|_| {}).await;
-    d.control("/events/password_change", json!({"user_id": ids::USER_ANA})).await;
+    d.control("/events/password_change", json!({"user_id": ids::USER_ANA}))
+        .await;
     let r = d
         .http
         .get(format!("{}/v26.0/me", p.url))
@@ -315,7 +416,12 @@ async fn error_190_on_a_proxied_call_inspects_the_token_at_once() {
     }
     assert_eq!(status, TokenStatus::PasswordChanged);
     p.stop().await;
-    let call = &d.inventory.store().recent_calls(Some("ana"), 1).await.unwrap()[0];
+    let call = &d
+        .inventory
+        .store()
+        .recent_calls(Some("ana"), 1)
+        .await
+        .unwrap()[0];
     assert_eq!(call.error_code, Some(190));
     assert_eq!(call.error_subcode, Some(460));
     assert_eq!(call.error_class.as_deref(), Some("token_dead"));
@@ -337,7 +443,13 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     let me = format!("{}/v26.0/me?access_token={bot}", p.url);
 
     // A head too large: 431, from the HTTP layer.
-    let r = d.http.get(&me).header("x-big", "a".repeat(20_000)).send().await.unwrap();
+    let r = d
+        .http
+        .get(&me)
+        .header("x-big", "a".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 431);
     // A form body too large: a Meta-shaped 413.
     let r = d
@@ -363,11 +475,19 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     assert_eq!(r.status(), 400);
 
     // A dropped connection once: a GET is retried and succeeds.
-    d.control("/faults", json!({"kind": "drop_connection", "route": "/me", "times": 1})).await;
+    d.control(
+        "/faults",
+        json!({"kind": "drop_connection", "route": "/me", "times": 1}),
+    )
+    .await;
     let (status, _, body) = get(&d.http, &me).await;
     assert_eq!(status, 200, "{body}");
     // Dropped every time: 502 with Meta's transient code.
-    d.control("/faults", json!({"kind": "drop_connection", "route": "/me", "times": 2})).await;
+    d.control(
+        "/faults",
+        json!({"kind": "drop_connection", "route": "/me", "times": 2}),
+    )
+    .await;
     let (status, _, body) = get(&d.http, &me).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], 2);
@@ -376,17 +496,29 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     assert!(!text.contains(&bot), "no token in the error: {text}");
     d.control("/faults", json!([])).await;
     // A stall: 504.
-    d.control("/faults", json!({"kind": "timeout", "route": "/me", "latency_ms": 3000, "times": 2})).await;
+    d.control(
+        "/faults",
+        json!({"kind": "timeout", "route": "/me", "latency_ms": 3000, "times": 2}),
+    )
+    .await;
     let (status, _, body) = get(&d.http, &me).await;
     assert_eq!(status, 504, "{body}");
     d.control("/faults", json!([])).await;
     // Garbage from Graph is passed on as it came, and recorded.
-    d.control("/faults", json!({"kind": "malformed_body", "route": "/me", "times": 1})).await;
+    d.control(
+        "/faults",
+        json!({"kind": "malformed_body", "route": "/me", "times": 1}),
+    )
+    .await;
     let (status, _, body) = get(&d.http, &me).await;
     assert_eq!(status, 200);
     assert!(body.is_string());
     // A server error from Graph.
-    d.control("/faults", json!({"kind": "server_error", "route": "/me", "times": 1, "status": 500})).await;
+    d.control(
+        "/faults",
+        json!({"kind": "server_error", "route": "/me", "times": 1, "status": 500}),
+    )
+    .await;
     let (status, _, body) = get(&d.http, &me).await;
     assert_eq!(status, 500, "{body}");
     // Malformed usage headers never break a call: the simulator's are fine, so check the
@@ -399,7 +531,11 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
     assert!(outcomes.contains(&"failed"), "{outcomes:?}");
     assert!(calls.iter().any(|c| c.http_status == 413));
-    assert!(calls.iter().any(|c| c.http_status == 500 && c.error_class.as_deref() == Some("transient")));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.http_status == 500 && c.error_class.as_deref() == Some("transient"))
+    );
     let dump = format!("{calls:?}");
     assert!(!dump.contains(&bot));
 }

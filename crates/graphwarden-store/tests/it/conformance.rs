@@ -1367,13 +1367,19 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
         outcome: "forwarded".into(),
     };
     // More rows than one statement takes.
-    let mut calls: Vec<CallRecord> = (0..900).map(|i| call(60_000 + i, Some("ana"), None)).collect();
+    let mut calls: Vec<CallRecord> = (0..900)
+        .map(|i| call(60_000 + i, Some("ana"), None))
+        .collect();
     calls.push(call(120_500, Some("ana"), Some(80004)));
     calls.push(call(120_600, None, None));
-    db.insert_calls(&calls, &Rollup::fold(&calls)).await.unwrap();
+    db.insert_calls(&calls, &Rollup::fold(&calls))
+        .await
+        .unwrap();
     // The same minute again adds to its rollup rather than replacing it.
     let again = vec![call(60_100, Some("ana"), None)];
-    db.insert_calls(&again, &Rollup::fold(&again)).await.unwrap();
+    db.insert_calls(&again, &Rollup::fold(&again))
+        .await
+        .unwrap();
     assert_eq!(db.call_count().await.unwrap(), 903);
 
     let recent = db.recent_calls(Some("ana"), 2).await.unwrap();
@@ -1389,8 +1395,16 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     assert_eq!(first.calls, 901);
     assert_eq!(first.duration_us, 901 * 1500);
     assert_eq!(first.max_usage_pct, 12.5);
-    assert!(rollups.iter().any(|r| r.minute_ms == 120_000 && r.error_code == 80004 && r.calls == 1));
-    assert!(rollups.iter().any(|r| r.minute_ms == 120_000 && r.token_alias.is_empty()));
+    assert!(
+        rollups
+            .iter()
+            .any(|r| r.minute_ms == 120_000 && r.error_code == 80004 && r.calls == 1)
+    );
+    assert!(
+        rollups
+            .iter()
+            .any(|r| r.minute_ms == 120_000 && r.token_alias.is_empty())
+    );
     assert_eq!(db.rollups_since(120_000).await.unwrap().len(), 2);
 
     let (calls_deleted, rollups_deleted) = db.prune_calls(120_000, 100_000).await.unwrap();

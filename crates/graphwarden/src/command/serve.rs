@@ -57,7 +57,8 @@ pub fn alerting_config(
 /// The proxy's settings from `[proxy]` (and `graph_url`, `graph.timed_proof`), checked.
 pub fn proxy_config(cfg: &crate::config::Config) -> CliResult<graphwarden_server::ProxyConfig> {
     let p = &cfg.proxy;
-    let bad = |what: &str, e: &dyn std::fmt::Display| CliError::config(format!("proxy.{what}: {e}"));
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| CliError::config(format!("proxy.{what}: {e}"));
     let d = |what: &str, text: &str| -> CliResult<Duration> {
         duration(text).map_err(|e| bad(what, &e.message))
     };
@@ -202,8 +203,8 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
     let proxy = match &proxy_listen {
         Some(addr) => {
             let config = proxy_config(cfg)?;
-            let proxy = graphwarden_server::Proxy::new(state.clone(), config)
-                .map_err(CliError::config)?;
+            let proxy =
+                graphwarden_server::Proxy::new(state.clone(), config).map_err(CliError::config)?;
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 CliError::new(
                     crate::exit::UNAVAILABLE,
@@ -253,7 +254,10 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             let at = listener
                 .local_addr()
                 .map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
-            println!("graphwarden serve: Graph proxy on http://{at} (to {})", proxy.config().upstream);
+            println!(
+                "graphwarden serve: Graph proxy on http://{at} (to {})",
+                proxy.config().upstream
+            );
             tracing::info!(%at, "The Graph proxy is listening.");
             let rx = stop_rx.clone();
             Some(tokio::spawn(proxy.serve(listener, stopped(rx), grace)))
@@ -261,7 +265,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         None => None,
     };
     // A line for people and scripts: where it listens.
-    println!("graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz, metrics: /metrics)");
+    println!(
+        "graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz, metrics: /metrics)"
+    );
     tracing::info!(%local, scheduler = cfg.scheduler.enabled, "Serving.");
     graphwarden_server::launch_with_listener(state, listener, stopped(stop_rx), grace)
         .await

@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod inventory;
 mod postgres;
+mod proxy;
 mod renewal;
 mod rotation;
 mod secrets;
