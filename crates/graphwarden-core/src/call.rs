@@ -149,9 +149,9 @@ pub fn parse_path(path: &str) -> PathInfo {
     if template.is_empty() {
         template.push('/');
     }
-    let use_case = if edges.iter().any(|e| *e == "insights") {
+    let use_case = if edges.contains(&"insights") {
         Some("ads_insights")
-    } else if edges.iter().any(|e| *e == "customaudiences") {
+    } else if edges.contains(&"customaudiences") {
         Some("custom_audience")
     } else if ad_account.is_some() {
         Some("ads_management")

@@ -580,6 +580,7 @@ impl Proxy {
     }
 
     /// Answer a call graphwarden will not send, recording it.
+    #[allow(clippy::too_many_arguments)]
     fn refuse(
         self: &Arc<Self>,
         mut record: CallRecord,

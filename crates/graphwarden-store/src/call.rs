@@ -59,10 +59,7 @@ impl Rollup {
 
     /// Fold `calls` into as few rows as they make.
     pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
-        let mut rows: std::collections::HashMap<
-            (i64, String, String, String, String, String, i64),
-            Self,
-        > = std::collections::HashMap::new();
+        let mut rows: std::collections::HashMap<RollupKey, Self> = std::collections::HashMap::new();
         for call in calls {
             let r = Self::of(call);
             let key = (
@@ -94,6 +91,9 @@ impl Rollup {
         out
     }
 }
+
+/// A rollup row's key columns.
+type RollupKey = (i64, String, String, String, String, String, i64);
 
 #[async_trait]
 pub trait CallStore: Send + Sync {

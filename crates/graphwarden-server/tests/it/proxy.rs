@@ -295,7 +295,14 @@ async fn the_proxy_paces_an_ad_account_and_holds_calls_before_meta_blocks_it() {
     assert!(headers.get("retry-after").is_some());
     assert_eq!(body["error"]["code"], 17, "{body}");
     assert_eq!(body["error"]["error_subcode"], 2446079);
-    assert!(forwarded >= 50 && forwarded < 60, "forwarded {forwarded}");
+    assert!((50..60).contains(&forwarded), "forwarded {forwarded}");
+    assert!(
+        p.proxy
+            .pacing_snapshot()
+            .iter()
+            .any(|k| k.held_for.is_some()),
+        "the pacer holds the account"
+    );
     let meta_errors = d
         .sim
         .simulator()
