@@ -4,7 +4,8 @@
 #  - cargo-nextest, when missing (from crates.io)
 #  - PostgreSQL, when missing (Debian packages), for the PostgreSQL half of the suite
 #  - Debian's prometheus-alertmanager and python3-aiosmtpd (an SMTP sink), when missing, which the
-#    graphwarden-notify tests start and deliver to
+#    graphwarden-notify tests start and deliver to, and Debian's prometheus, which the server
+#    tests start to scrape /metrics
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,8 @@ fi
 # installs for Debian's /usr/bin/python3, which the tests run, not for a pyenv `python3` on PATH.
 notify_pkgs=()
 [ -x /usr/bin/prometheus-alertmanager ] || notify_pkgs+=(prometheus-alertmanager)
+# Prometheus itself scrapes the daemon's /metrics in the server tests.
+[ -x /usr/bin/prometheus ] || notify_pkgs+=(prometheus)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || notify_pkgs+=(python3-aiosmtpd)
 if [ "${#notify_pkgs[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
