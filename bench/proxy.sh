@@ -422,12 +422,13 @@ if [[ "$PERF" == 1 ]] && command -v perf >/dev/null 2>&1; then
         if [[ "$c" == gw-rec ]]; then
             rec_end
             REC_CLIENT=$((REC_CLIENT + $(awk '/requests in/ {print $1}' <<<"$out")))
-            REC_NON2XX=$((REC_NON2XX + $(awk '/Non-2xx or 3xx responses:/ {print $NF} END {print 0}' <<<"$out" | head -1)))
+            REC_NON2XX=$((REC_NON2XX + $(awk '/Non-2xx or 3xx responses:/ {n = $NF} END {print n + 0}' <<<"$out")))
+            REC_ERRORS=$((REC_ERRORS + $(awk '/Socket errors:/ {gsub(",", ""); n = $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")))
         fi
         echo
         say "perf, $c (-c$CONNS, $(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out") req/s): top symbols by self time, then by shared object"
-        perf report -i "$WORK/perf-$c.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | grep -v '^ *|' | grep -v -- '--' | head -25
-        perf report -i "$WORK/perf-$c.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep '%' | grep -v '^ *|' | grep -v -- '--' | head -8
+        perf report -i "$WORK/perf-$c.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep '%' | grep -v '^#' | head -25 || true
+        perf report -i "$WORK/perf-$c.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | grep -v '^#' | head -8 || true
     done
 fi
 
@@ -448,7 +449,7 @@ say "gw-rec exited with $rc; rows in calls: $ROWS ($BY_OUTCOME)"
 say "requests wrk and curl counted against gw-rec: $REC_CLIENT (non-2xx $REC_NON2XX, socket errors $REC_ERRORS); requests the stub saw from it: $REC_UPSTREAM"
 if grep -qiE 'lost|error' "$WORK/gw-rec.err" "$WORK/gw-off.err" 2>/dev/null; then
     echo "graphwarden logged (warn and above):"
-    grep -hiE 'lost|error' "$WORK/gw-rec.err" "$WORK/gw-off.err" | sort | uniq -c | sort -rn | head -5
+    grep -hiE 'lost|error' "$WORK/gw-rec.err" "$WORK/gw-off.err" | sort | uniq -c | sort -rn | head -5 || true
 fi
 
 # ---------------------------------------------------------------------------------------------
