@@ -303,6 +303,24 @@ fn item_usage(item: &Value) -> Usage {
     }
 }
 
+/// A call in progress: recorded as `aborted` if it is dropped before it is answered.
+struct Armed {
+    proxy: Arc<Proxy>,
+    record: Option<CallRecord>,
+    watch: Stopwatch,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration_us =
+                i64::try_from(self.watch.elapsed().as_micros()).unwrap_or(i64::MAX);
+            tracing::debug!(path = %record.path, "The caller went away before the answer; recording the call as aborted.");
+            self.proxy.finished(record);
+        }
+    }
+}
+
 fn subject<'a>(
     id: &'a Identity,
     account: Option<&'a str>,
@@ -327,7 +345,7 @@ struct Identity {
     /// The stored token was injected: its secret must not reach the caller.
     injected: Option<SecretString>,
     /// What the caller put where the token goes (its key), to put back in scrubbed links.
-    placeholder: String,
+    placeholder: SecretString,
 }
 
 impl Proxy {
@@ -627,9 +645,30 @@ impl Proxy {
         response
     }
 
-    /// Handle one call.
+    /// Handle one call. When the caller goes away before the answer (hyper then drops this
+    /// future, perhaps while Graph is already working on the call), the call is still
+    /// recorded, as `aborted`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
-        let watch = Stopwatch::start();
+        if let Some(recorder) = self.recorder.lock().ok().and_then(|r| r.clone()) {
+            // A full queue makes new calls wait for the writer rather than pile up records.
+            recorder.wait_for_room().await;
+        }
+        let mut armed = Armed {
+            proxy: Arc::clone(&self),
+            record: None,
+            watch: Stopwatch::start(),
+        };
+        let response = Arc::clone(&self).handle_call(req, &mut armed).await;
+        armed.record = None;
+        response
+    }
+
+    async fn handle_call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        armed: &mut Armed,
+    ) -> Response<ProxyBody> {
+        let watch = armed.watch;
         let at_ms = self.state.clock().now_ms();
         let (mut parts, body) = req.into_parts();
         let method = parts.method.as_str().to_owned();
@@ -798,11 +837,11 @@ impl Proxy {
             id.fingerprint = Some(stored.fingerprint.clone());
             id.app_id = Some(stored.app_id.clone());
             id.injected = Some(stored.secret.clone());
-            id.placeholder = if presented_is_key && !from_bearer {
+            id.placeholder = SecretString::from(if presented_is_key && !from_bearer {
                 key_text.clone()
             } else {
                 String::new()
-            };
+            });
             // The caller's own proof was for its key, not for the token sent.
             take_param(&mut query, "appsecret_proof");
             take_param(&mut query, "appsecret_time");
@@ -857,6 +896,9 @@ impl Proxy {
                 }
             }
         }
+
+        // From here on the call may reach Meta: if the caller leaves, it is recorded anyway.
+        armed.record = Some(self.record(at_ms, &id, &method, &info, change, "aborted"));
 
         // A batch: every item is recorded and paced on its own.
         let items = form
@@ -1081,7 +1123,9 @@ impl Proxy {
         base.http_status = status;
         if !usage.is_empty() {
             base.usage_pct = Some(usage.max_pct());
-            base.usage = serde_json::to_string(&usage).ok();
+            if self.config.record {
+                base.usage = serde_json::to_string(&usage).ok();
+            }
         }
         let body_out: ProxyBody = if read {
             let bytes = match read_up_to(body_in, self.config.max_buffer).await {
@@ -1104,7 +1148,7 @@ impl Proxy {
                         None,
                     );
                     records.push(base);
-                    let stream = futures_like_chain(head, rest);
+                    let stream = chain_rest(head, rest);
                     let response = Response::from_parts(parts_out, stream);
                     return self.respond(response, records, watch);
                 }
@@ -1305,14 +1349,20 @@ impl Proxy {
         &self,
         bytes: &[u8],
         secret: &SecretString,
-        placeholder: &str,
+        placeholder: &SecretString,
         proxy_base: &str,
     ) -> Option<Vec<u8>> {
         let token = secret.expose_secret();
         let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (token.as_bytes().to_vec(), placeholder.as_bytes().to_vec()),
-            (encoded.into_bytes(), placeholder.as_bytes().to_vec()),
+            (
+                token.as_bytes().to_vec(),
+                placeholder.expose_secret().as_bytes().to_vec(),
+            ),
+            (
+                encoded.into_bytes(),
+                placeholder.expose_secret().as_bytes().to_vec(),
+            ),
         ];
         if !proxy_base.is_empty() {
             let up = &self.upstream_base;
@@ -1327,7 +1377,7 @@ impl Proxy {
 }
 
 /// A body that yields `head`, then the rest of `rest`.
-fn futures_like_chain(head: Bytes, rest: Incoming) -> ProxyBody {
+fn chain_rest(head: Bytes, rest: Incoming) -> ProxyBody {
     let head = http_body_util::Full::new(head).map_err(|never| -> BoxError { match never {} });
     let rest = rest.map_err(|e| -> BoxError { Box::new(e) });
     Chain {

@@ -49,8 +49,19 @@ impl Recorder {
         &self.stats
     }
 
+    /// Wait while the queue is full. The proxy calls this before taking a call, so under
+    /// overload calls slow down instead of records piling up in memory.
+    pub async fn wait_for_room(&self) {
+        if self.tx.capacity() == 0 {
+            // The permit is given back at once: this only waits for the writer to catch up.
+            let _ = self.tx.reserve().await;
+        }
+    }
+
     /// Queue a record. Never drops one: when the queue is full the record waits in a task
-    /// of its own (the caller, often a `Drop`, cannot wait).
+    /// of its own (the caller, often a `Drop`, cannot wait). That happens only for the few
+    /// calls admitted in the instant the queue filled ([`Recorder::wait_for_room`] holds back
+    /// the rest), so these tasks stay few.
     pub fn record(&self, record: CallRecord) {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(record) {

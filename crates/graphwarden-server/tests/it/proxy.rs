@@ -546,3 +546,34 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     let dump = format!("{calls:?}");
     assert!(!dump.contains(&bot));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_caller_leaves_before_the_answer_is_still_recorded() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let bot = token(&d, "bot-never-expires");
+    d.control(
+        "/faults",
+        json!({"kind": "latency", "route": "/me", "latency_ms": 1000, "times": 1}),
+    )
+    .await;
+    let r = d
+        .http
+        .get(format!("{}/v26.0/me?access_token={bot}", p.url))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(r.is_err(), "the caller gave up");
+    // Graph got the call (Meta counts it even when nobody reads the answer): so does
+    // graphwarden. (The simulator itself drops the call when the proxy hangs up.)
+    p.stop().await;
+    let calls = d
+        .inventory
+        .store()
+        .recent_calls(Some("bot"), 10)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].outcome, "aborted");
+    assert_eq!(calls[0].path, "/{version}/me");
+}

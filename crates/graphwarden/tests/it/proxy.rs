@@ -2,10 +2,9 @@
 //! simulator, Meta's official Python SDK through it holding no token, every call recorded and
 //! still there after SIGTERM, and `graphwarden usage` reading them back.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use graphwarden_sim::world::ids;
 use serde_json::Value;
@@ -61,30 +60,7 @@ fn serve(setup: &Setup) -> Serving {
 }
 
 fn stop(mut s: Serving) -> String {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut waited = Duration::ZERO;
-    let code = loop {
-        if let Some(code) = s.child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            waited < Duration::from_secs(20),
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        waited += Duration::from_millis(100);
-    };
-    let mut log = String::new();
-    s.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let (code, log) = crate::support::terminate(&mut s.child);
     assert!(code.success(), "{log}");
     log
 }

@@ -1,9 +1,8 @@
 //! `graphwarden serve`, `apikey` and `jobs` as an operator uses them: the real binary, a real
 //! socket, a real SIGTERM.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::support::Gw;
 
@@ -147,30 +146,7 @@ fn serve_answers_with_keys_and_stops_cleanly_on_sigterm() {
             .unwrap();
         assert_eq!(apps[0]["app_id"], crate::support::APP_ID);
     });
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut waited = Duration::ZERO;
-    let code = loop {
-        if let Some(code) = child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            waited < Duration::from_secs(15),
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        waited += Duration::from_millis(100);
-    };
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let (code, log) = crate::support::terminate(&mut child);
     assert!(code.success(), "{log}");
     assert!(log.contains("Stopped."), "{log}");
     // Trace-level logs of a whole session never show the key.

@@ -221,3 +221,31 @@ pub fn regex_escape(text: &str) -> String {
 pub fn fake_token() -> String {
     graphwarden_testkit::fake_token()
 }
+
+/// Stop a `graphwarden serve` child as an init system would (SIGTERM), wait up to 20 s, and
+/// return its exit status and everything it wrote to standard error.
+pub fn terminate(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut waited = std::time::Duration::ZERO;
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            waited < std::time::Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += std::time::Duration::from_millis(100);
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut log).unwrap();
+    }
+    (code, log)
+}
