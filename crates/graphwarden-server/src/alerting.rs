@@ -1,4 +1,5 @@
-//! The alert engine as the daemon runs it: evaluate the rules ([`rule`]) over the inventory,
+//! The alert engine as the daemon runs it: evaluate the rules ([`rule`]) over the inventory
+//! and the proxy's call rollups ([`traffic`]),
 //! hand the result to the core [`Dispatcher`], and store its new state together with the
 //! notifications it says are due (an outbox), in one transaction; a sender drains the outbox
 //! with `graphwarden-notify`, retrying with backoff.
@@ -9,6 +10,7 @@
 //! wire formats of receivers (`graphwarden-notify`), SQL (store).
 
 pub mod rule;
+pub mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -214,7 +216,16 @@ impl AlertEngine {
             .map(|(url, _)| url)
             .ok()
         };
-        let wanted = rule::evaluate(&tokens, now, &inner.config.rules, &relogin);
+        let mut wanted = rule::evaluate(&tokens, now, &inner.config.rules, &relogin);
+        if inner.config.rules.traffic.enabled {
+            let since = now.as_millisecond() - 24 * 3600 * 1000;
+            let rollups = store.rollups_since(since).await?;
+            wanted.extend(traffic::evaluate(
+                &rollups,
+                now,
+                &inner.config.rules.traffic,
+            ));
+        }
 
         let mut dispatcher = inner.dispatcher.lock().await;
         let before = dispatcher.clone();

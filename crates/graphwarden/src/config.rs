@@ -321,6 +321,7 @@ pub struct AlertSettings {
     pub expiry_warnings: Vec<String>,
     pub data_access_warning: String,
     pub max_attempts: u32,
+    pub traffic: TrafficSettings,
     pub route: graphwarden_core::alert::Route,
     /// When unset, graphwarden's default rules (a dead token mutes its lesser alerts).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -340,10 +341,40 @@ impl Default for AlertSettings {
             expiry_warnings: ["14d", "7d", "3d", "1d"].map(str::to_owned).to_vec(),
             data_access_warning: "14d".to_owned(),
             max_attempts: 10,
+            traffic: TrafficSettings::default(),
             route: graphwarden_core::alert::Route::to(graphwarden_server::alerting::LOG_RECEIVER),
             inhibit_rules: None,
             send_resolved: std::collections::BTreeMap::new(),
             receivers: Receivers::default(),
+        }
+    }
+}
+
+/// `[alerts.traffic]`: alert rules over the proxy's call records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrafficSettings {
+    pub enabled: bool,
+    pub window: String,
+    pub spike_factor: f64,
+    pub spike_min_calls: i64,
+    pub auth_error_burst: i64,
+    pub error_rate_percent: f64,
+    pub error_rate_min_calls: i64,
+    pub usage_percent: f64,
+}
+
+impl Default for TrafficSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: "10m".to_owned(),
+            spike_factor: 5.0,
+            spike_min_calls: 100,
+            auth_error_burst: 5,
+            error_rate_percent: 20.0,
+            error_rate_min_calls: 20,
+            usage_percent: 80.0,
         }
     }
 }

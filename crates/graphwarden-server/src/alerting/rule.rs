@@ -19,13 +19,15 @@ pub const TOKEN_FLAGGED: &str = "token_flagged";
 pub const WINDOW: &str = "window";
 
 /// When the rules warn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleConfig {
     /// Warn this long before a token expires, once per threshold crossed: each as its label
     /// (as written in the config) and its length.
     pub expiry_warnings: Vec<(String, SignedDuration)>,
     /// Warn this long before a token's 90-day data access lapses.
     pub data_access_warning: SignedDuration,
+    /// The rules over the proxy's call records.
+    pub traffic: super::traffic::TrafficRules,
 }
 
 impl Default for RuleConfig {
@@ -36,6 +38,7 @@ impl Default for RuleConfig {
                 .map(|d| (format!("{d}d"), SignedDuration::from_hours(24 * d)))
                 .collect(),
             data_access_warning: SignedDuration::from_hours(24 * 14),
+            traffic: super::traffic::TrafficRules::default(),
         }
     }
 }

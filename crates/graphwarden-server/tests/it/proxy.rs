@@ -436,6 +436,32 @@ async fn error_190_on_a_proxied_call_inspects_the_token_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_alerts_fire_from_the_call_records() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let ana = token(&d, "ana-long-lived");
+    d.control("/events/password_change", json!({"user_id": ids::USER_ANA}))
+        .await;
+    for _ in 0..6 {
+        let (status, _, _) = get(&d.http, &format!("{}/v26.0/me?access_token={ana}", p.url)).await;
+        assert_eq!(status, 400);
+    }
+    p.stop().await;
+    d.alerts.evaluate().await.unwrap();
+    let firing = d.alerts.alerts().await.unwrap();
+    let burst = firing
+        .iter()
+        .find(|v| v.alert.name() == "auth_error_burst")
+        .unwrap_or_else(|| panic!("{firing:#?}"));
+    assert_eq!(burst.alert.labels["token"], "ana");
+    assert_eq!(burst.alert.labels["severity"], "critical");
+    assert!(
+        !firing.iter().any(|v| v.alert.name() == "error_rate_high"),
+        "six calls are too few to judge a rate by"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() {
     let d = spawn(Default::default()).await;
     let p = d

@@ -39,6 +39,17 @@ pub fn alerting_config(
         .map_err(|e| bad("expiry_warnings", &e))?;
     c.rules.data_access_warning =
         parse_duration(&a.data_access_warning).map_err(|e| bad("data_access_warning", &e))?;
+    let t = &a.traffic;
+    c.rules.traffic = graphwarden_server::alerting::traffic::TrafficRules {
+        enabled: t.enabled,
+        window: parse_duration(&t.window).map_err(|e| bad("traffic.window", &e))?,
+        spike_factor: t.spike_factor,
+        spike_min_calls: t.spike_min_calls,
+        auth_error_burst: t.auth_error_burst.max(1),
+        error_rate_percent: t.error_rate_percent,
+        error_rate_min_calls: t.error_rate_min_calls.max(1),
+        usage_percent: t.usage_percent,
+    };
     c.link_ttl = parse_duration(link_ttl).map_err(|e| bad("link_ttl", &e))?;
     c.max_attempts = a.max_attempts.max(1);
     let tree = RouteTree::new(a.route.clone()).map_err(|e| bad("route", &e))?;
