@@ -47,7 +47,69 @@ fn issued(body: &Value) -> Result<IssuedToken, MetaError> {
     })
 }
 
+/// One event's Event Match Quality from the Dataset Quality API (§11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventQuality {
+    pub event_name: String,
+    /// `event_match_quality.composite_score`, out of 10.
+    pub composite_score: f64,
+}
+
+/// The `web` entries of a Dataset Quality answer: `{"web":[…]}` or `{"data":[{"web":[…]}]}`
+/// (§11 says parsers have met both). Entries without a name or a score are skipped.
+pub fn parse_dataset_quality(body: &Value) -> Vec<EventQuality> {
+    let web: Vec<&Value> = match body.get("web") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => body
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.get("web").and_then(Value::as_array))
+            .flatten()
+            .collect(),
+    };
+    web.into_iter()
+        .filter_map(|e| {
+            let name = e.get("event_name").and_then(Value::as_str)?;
+            let score = e
+                .get("event_match_quality")
+                .and_then(|q| q.get("composite_score"))
+                .and_then(|v| match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                })?;
+            Some(EventQuality {
+                event_name: name.to_owned(),
+                composite_score: score,
+            })
+        })
+        .collect()
+}
+
 impl GraphClient {
+    /// `GET /dataset_quality?dataset_id=…` (§11): the Event Match Quality of each web event of a
+    /// Conversions API dataset (pixel), optionally only for events sent by `agent_name`.
+    pub async fn dataset_quality(
+        &self,
+        token: &SecretString,
+        app_secret: Option<&SecretString>,
+        dataset_id: &str,
+        agent_name: Option<&str>,
+    ) -> Result<Vec<EventQuality>, MetaError> {
+        let mut params = Params::new().set("dataset_id", dataset_id).set(
+            "fields",
+            "web{event_name,event_match_quality{composite_score}}",
+        );
+        if let Some(agent) = agent_name {
+            params = params.set("agent_name", agent);
+        }
+        let params = self.authorize(params, token, app_secret);
+        let response = self.call(Method::Get, "dataset_quality", &params).await?;
+        Ok(parse_dataset_quality(&response.body))
+    }
+
     /// `GET /debug_token` with the app token (§2).
     pub async fn debug_token(
         &self,
@@ -315,4 +377,28 @@ fn batch_item(item: &Value, usage: &mut Usage) -> Result<DebugData, MetaError> {
         http_status,
         detail: "debug_token answered without `data`".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_quality_in_both_shapes_and_with_odd_entries() {
+        let flat = json!({"web":[
+            {"event_name":"Purchase","event_match_quality":{"composite_score":8.3}},
+            {"event_name":"AddToCart","event_match_quality":{"composite_score":"6.1"}},
+            {"event_name":"NoScore"},
+            {"event_match_quality":{"composite_score":1}}
+        ]});
+        let nested = json!({"data":[{"web":[
+            {"event_name":"Purchase","event_match_quality":{"composite_score":8.3}}
+        ]}]});
+        let got = parse_dataset_quality(&flat);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].composite_score, 6.1);
+        assert_eq!(parse_dataset_quality(&nested)[0].event_name, "Purchase");
+        assert!(parse_dataset_quality(&json!({"error":{}})).is_empty());
+        assert!(parse_dataset_quality(&json!([1, 2])).is_empty());
+    }
 }

@@ -16,7 +16,7 @@ pub mod parse;
 pub mod proof;
 pub mod signed_request;
 
-pub use api::{IssuedToken, MAX_BATCH, PageAccount};
+pub use api::{EventQuality, IssuedToken, MAX_BATCH, PageAccount, parse_dataset_quality};
 pub use classify::{Classification, GraphErrorInfo};
 pub use client::{AppCredentials, GraphClient, GraphConfig, GraphResponse, Method, Params};
 pub use error::{GraphFailure, MetaError};

@@ -226,6 +226,8 @@ impl AlertEngine {
                 &inner.config.rules.traffic,
             ));
         }
+        let trends = store.quality_trends().await?;
+        wanted.extend(traffic::quality(&trends, now, &inner.config.rules.quality));
 
         let mut dispatcher = inner.dispatcher.lock().await;
         let before = dispatcher.clone();

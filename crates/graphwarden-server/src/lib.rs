@@ -28,7 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use alerting::{AlertEngine, AlertingConfig};
 pub use error::ApiError;
 pub use proxy::{Proxy, ProxyConfig};
-pub use scheduler::{JobKind, JobSpec, Scheduler, SchedulerConfig};
+pub use scheduler::{DatasetSpec, JobKind, JobSpec, Scheduler, SchedulerConfig};
 pub use state::{AppState, ServerConfig, Services};
 
 /// The whole HTTP application: every route of the API and the health probes.

@@ -39,6 +39,18 @@ pub enum JobKind {
     Renew,
     /// Delete job runs older than the retention period.
     Prune,
+    /// Read the Event Match Quality of the configured Conversions API datasets.
+    Quality,
+}
+
+/// A Conversions API dataset whose Event Match Quality the `quality` job reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSpec {
+    pub dataset_id: String,
+    /// The stored token to read it with (a system-user token with the pixel assigned).
+    pub token: graphwarden_core::TokenAlias,
+    /// Score only events sent by this partner agent.
+    pub agent_name: Option<String>,
 }
 
 /// One scheduled job.
@@ -71,6 +83,8 @@ pub struct SchedulerConfig {
     pub rollup_retention: SignedDuration,
     /// This instance's name in leases and runs.
     pub owner: String,
+    /// What `quality` jobs read.
+    pub datasets: Vec<DatasetSpec>,
 }
 
 impl Default for SchedulerConfig {
@@ -84,6 +98,7 @@ impl Default for SchedulerConfig {
             call_retention: SignedDuration::from_hours(24 * 7),
             rollup_retention: SignedDuration::from_hours(24 * 90),
             owner: "graphwarden".to_owned(),
+            datasets: Vec::new(),
         }
     }
 }
@@ -411,8 +426,85 @@ impl Scheduler {
         self.0.finished.notify_one();
     }
 
+    /// Read every configured dataset's Event Match Quality and store it.
+    async fn pull_quality(&self) -> (&'static str, String, serde_json::Value) {
+        let inventory = &self.0.inventory;
+        let graph = self.0.checker.graph();
+        let now_ms = self.0.clock.now_ms();
+        let mut scores = Vec::new();
+        let mut failures = Vec::new();
+        for d in &self.0.config.datasets {
+            let read = async {
+                let (token, secret) = inventory
+                    .token_with_secret(&d.token)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let secret = secret.map_err(|e| e.to_string())?;
+                let app_secret = inventory.app_secret(&token.app_id).await.ok();
+                graph
+                    .dataset_quality(
+                        &secret,
+                        app_secret.as_ref(),
+                        &d.dataset_id,
+                        d.agent_name.as_deref(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match read.await {
+                Ok(events) => {
+                    scores.extend(events.into_iter().map(|e| graphwarden_store::QualityScore {
+                        dataset_id: d.dataset_id.clone(),
+                        event_name: e.event_name,
+                        score: e.composite_score,
+                        checked_at_ms: now_ms,
+                    }))
+                }
+                Err(e) => {
+                    tracing::warn!(dataset = %d.dataset_id, error = %e, "Reading a dataset's Event Match Quality failed.");
+                    failures.push(format!("{}: {e}", d.dataset_id));
+                }
+            }
+        }
+        if let Err(e) = inventory.store().insert_quality(&scores).await {
+            return ("failed", e.to_string(), json!({}));
+        }
+        let datasets = self.0.config.datasets.len();
+        let counts =
+            json!({"datasets": datasets, "events": scores.len(), "failed": failures.len()});
+        if datasets == 0 {
+            (
+                "ok",
+                "no datasets are configured (`[[quality.datasets]]`)".to_owned(),
+                counts,
+            )
+        } else if failures.is_empty() {
+            (
+                "ok",
+                format!(
+                    "{} event score(s) of {datasets} dataset(s) read",
+                    scores.len()
+                ),
+                counts,
+            )
+        } else if failures.len() == datasets {
+            ("failed", failures.join("; "), counts)
+        } else {
+            (
+                "warning",
+                format!(
+                    "{} event score(s) read; failed: {}",
+                    scores.len(),
+                    failures.join("; ")
+                ),
+                counts,
+            )
+        }
+    }
+
     async fn work(&self, kind: JobKind) -> (&'static str, String, serde_json::Value) {
         match kind {
+            JobKind::Quality => self.pull_quality().await,
             JobKind::Inspect => {
                 match self
                     .0

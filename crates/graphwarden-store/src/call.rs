@@ -1,4 +1,5 @@
-//! The proxy's call records and their per-minute rollups: [`CallStore`], implemented once per
+//! What graphwarden watches of Graph traffic: the proxy's call records and their per-minute
+//! rollups, and datasets' Event Match Quality over time — [`CallStore`], implemented once per
 //! backend from the SQL in `sql_call.rs`. Records arrive in batches from one writer task; the
 //! rollups are added to in the same transaction, so the two always agree.
 
@@ -92,6 +93,23 @@ impl Rollup {
     }
 }
 
+/// One event's Event Match Quality at one pull.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityScore {
+    pub dataset_id: String,
+    pub event_name: String,
+    /// Out of 10.
+    pub score: f64,
+    pub checked_at_ms: i64,
+}
+
+/// The latest score of a dataset's event, and the one before it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityTrend {
+    pub latest: QualityScore,
+    pub previous: Option<f64>,
+}
+
 /// A rollup row's key columns.
 type RollupKey = (i64, String, String, String, String, String, i64);
 
@@ -105,6 +123,10 @@ pub trait CallStore: Send + Sync {
     async fn call_count(&self) -> Result<i64>;
     /// Rollup rows of minutes at or after `since_ms`, oldest first.
     async fn rollups_since(&self, since_ms: i64) -> Result<Vec<Rollup>>;
+    /// Record one pull of Event Match Quality scores.
+    async fn insert_quality(&self, scores: &[QualityScore]) -> Result<()>;
+    /// For every dataset and event: its latest score and the one before.
+    async fn quality_trends(&self) -> Result<Vec<QualityTrend>>;
     /// Delete call records before `calls_before_ms` and rollups before `rollups_before_ms`;
     /// returns how many of each.
     async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64)

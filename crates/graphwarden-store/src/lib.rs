@@ -21,7 +21,7 @@ mod sql_service;
 pub mod sqlite;
 pub mod store;
 
-pub use call::{CallStore, Rollup};
+pub use call::{CallStore, QualityScore, QualityTrend, Rollup};
 pub use crypto::MasterKey;
 pub use error::{Result, StoreError};
 pub use inventory::{

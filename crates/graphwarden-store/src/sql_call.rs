@@ -9,7 +9,7 @@ macro_rules! impl_call_store {
             use graphwarden_core::call::{CallRecord, ChangeType};
             use sqlx::Row as _;
 
-            use $crate::call::{CallStore, Rollup};
+            use $crate::call::{CallStore, QualityScore, QualityTrend, Rollup};
             use $crate::error::{Result, StoreError};
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -164,6 +164,55 @@ macro_rules! impl_call_store {
                     .fetch_all(self.reader())
                     .await?;
                     rows.iter().map(rollup_from_row).collect()
+                }
+
+                async fn insert_quality(&self, scores: &[QualityScore]) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    for q in scores {
+                        sqlx::query(
+                            "INSERT INTO dataset_quality (dataset_id, event_name, score, checked_at) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&q.dataset_id)
+                        .bind(&q.event_name)
+                        .bind(q.score)
+                        .bind(q.checked_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn quality_trends(&self) -> Result<Vec<QualityTrend>> {
+                    let rows = sqlx::query(
+                        "SELECT dataset_id, event_name, score, checked_at, n FROM ( \
+                           SELECT dataset_id, event_name, score, checked_at, ROW_NUMBER() OVER ( \
+                             PARTITION BY dataset_id, event_name ORDER BY checked_at DESC, id DESC) AS n \
+                           FROM dataset_quality) ranked \
+                         WHERE n <= 2 ORDER BY dataset_id, event_name, n",
+                    )
+                    .fetch_all(self.reader())
+                    .await?;
+                    let mut out: Vec<QualityTrend> = Vec::new();
+                    for row in &rows {
+                        let n: i64 = row.try_get("n")?;
+                        let score = QualityScore {
+                            dataset_id: row.try_get("dataset_id")?,
+                            event_name: row.try_get("event_name")?,
+                            score: row.try_get("score")?,
+                            checked_at_ms: row.try_get("checked_at")?,
+                        };
+                        if n == 1 {
+                            out.push(QualityTrend { latest: score, previous: None });
+                        } else if let Some(last) = out.last_mut()
+                            && last.latest.dataset_id == score.dataset_id
+                            && last.latest.event_name == score.event_name
+                        {
+                            last.previous = Some(score.score);
+                        }
+                    }
+                    Ok(out)
                 }
 
                 async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64)> {

@@ -163,9 +163,10 @@ impl Context {
                 "inspect" => JobKind::Inspect,
                 "renew" => JobKind::Renew,
                 "prune" => JobKind::Prune,
+                "quality" => JobKind::Quality,
                 other => {
                     return Err(CliError::config(format!(
-                        "`scheduler.jobs.{name}`: `{other}` is not a kind of job; set `kind` to `inspect`, `renew` or `prune`"
+                        "`scheduler.jobs.{name}`: `{other}` is not a kind of job; set `kind` to `inspect`, `renew`, `prune` or `quality`"
                     )));
                 }
             };
@@ -174,6 +175,32 @@ impl Context {
                 kind,
                 schedule: job.schedule.clone(),
                 timezone: job.timezone.clone().unwrap_or_else(|| cfg.timezone.clone()),
+            });
+        }
+        let quality = &self.loaded.config.quality;
+        let mut datasets = Vec::new();
+        for d in &quality.datasets {
+            let bad = |what: &str| CliError::config(format!("`quality.datasets`: {what}"));
+            if d.dataset_id.is_empty() || !d.dataset_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!(
+                    "`{}` is not a dataset (pixel) id",
+                    d.dataset_id
+                )));
+            }
+            let token = graphwarden_core::TokenAlias::parse(&d.token)
+                .map_err(|e| bad(&format!("token `{}`: {e}", d.token)))?;
+            datasets.push(graphwarden_server::DatasetSpec {
+                dataset_id: d.dataset_id.clone(),
+                token,
+                agent_name: d.agent_name.clone().filter(|a| !a.is_empty()),
+            });
+        }
+        if !datasets.is_empty() && !jobs.iter().any(|j| j.kind == JobKind::Quality) {
+            jobs.push(JobSpec {
+                name: "quality".to_owned(),
+                kind: JobKind::Quality,
+                schedule: quality.schedule.clone(),
+                timezone: cfg.timezone.clone(),
             });
         }
         let to_std = |d: jiff::SignedDuration| {
@@ -190,6 +217,7 @@ impl Context {
                 &self.loaded.config.proxy.rollup_retention,
             )?,
             owner: owner.to_owned(),
+            datasets,
             ..SchedulerConfig::default()
         };
         let checker = graphwarden_lifecycle::Checker::new(

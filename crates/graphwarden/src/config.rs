@@ -32,6 +32,7 @@ pub struct Config {
     pub scheduler: SchedulerSettings,
     pub alerts: AlertSettings,
     pub proxy: ProxySettings,
+    pub quality: QualitySettings,
 }
 
 impl Default for Config {
@@ -49,8 +50,39 @@ impl Default for Config {
             scheduler: SchedulerSettings::default(),
             alerts: AlertSettings::default(),
             proxy: ProxySettings::default(),
+            quality: QualitySettings::default(),
         }
     }
+}
+
+/// `[quality]`: Event Match Quality of Conversions API datasets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualitySettings {
+    pub schedule: String,
+    pub drop_alert: f64,
+    pub min_score: f64,
+    pub datasets: Vec<DatasetSettings>,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            schedule: "15 */6 * * *".to_owned(),
+            drop_alert: 1.0,
+            min_score: 0.0,
+            datasets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSettings {
+    pub dataset_id: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

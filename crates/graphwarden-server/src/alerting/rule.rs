@@ -28,6 +28,8 @@ pub struct RuleConfig {
     pub data_access_warning: SignedDuration,
     /// The rules over the proxy's call records.
     pub traffic: super::traffic::TrafficRules,
+    /// The rules over datasets' Event Match Quality.
+    pub quality: super::traffic::QualityRules,
 }
 
 impl Default for RuleConfig {
@@ -39,6 +41,7 @@ impl Default for RuleConfig {
                 .collect(),
             data_access_warning: SignedDuration::from_hours(24 * 14),
             traffic: super::traffic::TrafficRules::default(),
+            quality: super::traffic::QualityRules::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Alert rules over the proxy's per-minute call rollups: a token calling far more than its own
 //! baseline, a burst of auth errors, a high error rate, usage near Meta's limits, and calls
-//! being throttled. Pure: the engine hands in the rollups of the last day and the time.
+//! being throttled; and over datasets' Event Match Quality: a score that dropped, or is low.
+//! Pure: the engine hands in the rollups of the last day, the quality trends and the time.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,73 @@ pub const AUTH_ERROR_BURST: &str = "auth_error_burst";
 pub const ERROR_RATE_HIGH: &str = "error_rate_high";
 pub const USAGE_HIGH: &str = "usage_high";
 pub const THROTTLED: &str = "throttled";
+pub const EMQ_DROPPED: &str = "event_match_quality_dropped";
+pub const EMQ_LOW: &str = "event_match_quality_low";
+/// Labels of the Event Match Quality alerts.
+pub const DATASET_ID: &str = "dataset_id";
+pub const EVENT: &str = "event";
+
+/// When the Event Match Quality rules fire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityRules {
+    /// A score this many points (out of 10) below the previous pull's has dropped.
+    pub drop_points: f64,
+    /// A score below this is low; `None`: no such alert.
+    pub min_score: Option<f64>,
+}
+
+impl Default for QualityRules {
+    fn default() -> Self {
+        Self {
+            drop_points: 1.0,
+            min_score: None,
+        }
+    }
+}
+
+/// Event Match Quality alerts from the latest pulls.
+pub fn quality(
+    trends: &[graphwarden_store::QualityTrend],
+    now: Timestamp,
+    rules: &QualityRules,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for t in trends {
+        let labels = [
+            (DATASET_ID, t.latest.dataset_id.as_str()),
+            (EVENT, t.latest.event_name.as_str()),
+        ];
+        let (dataset, event, score) = (&t.latest.dataset_id, &t.latest.event_name, t.latest.score);
+        if let Some(prev) = t.previous
+            && prev - score >= rules.drop_points
+        {
+            out.push(alert(
+                EMQ_DROPPED,
+                "warning",
+                &labels,
+                format!("Event Match Quality of `{event}` in dataset {dataset} dropped from {prev:.1} to {score:.1}."),
+                format!("The score fell by {:.1} points (out of 10) since the previous reading.", prev - score),
+                "Check the customer information parameters sent with this event (hashed email, phone…) in Events Manager's diagnostics.",
+                now,
+            ));
+        }
+        if let Some(min) = rules.min_score
+            && score < min
+        {
+            out.push(alert(
+                EMQ_LOW,
+                "warning",
+                &labels,
+                format!("Event Match Quality of `{event}` in dataset {dataset} is {score:.1}, below {min:.1}."),
+                "Low match quality means fewer conversions attributed and worse ad delivery.".to_owned(),
+                "Send more customer information parameters with this event.",
+                now,
+            ));
+        }
+    }
+    out
+}
+
 /// Label naming the object (ad account, Page…) a traffic alert is about.
 pub const OBJECT: &str = "object";
 
@@ -250,6 +318,32 @@ mod tests {
 
     fn now() -> Timestamp {
         Timestamp::from_millisecond(1_800_000_000_000).unwrap()
+    }
+
+    #[test]
+    fn quality_drops_and_low_scores() {
+        use graphwarden_store::{QualityScore, QualityTrend};
+        let trend = |score: f64, previous: Option<f64>| QualityTrend {
+            latest: QualityScore {
+                dataset_id: "6".into(),
+                event_name: "Purchase".into(),
+                score,
+                checked_at_ms: 0,
+            },
+            previous,
+        };
+        let rules = QualityRules {
+            drop_points: 1.0,
+            min_score: Some(6.0),
+        };
+        let alerts = quality(&[trend(6.5, Some(8.3))], now(), &rules);
+        assert_eq!(names(&alerts), [EMQ_DROPPED]);
+        assert_eq!(alerts[0].labels[EVENT], "Purchase");
+        assert!(quality(&[trend(8.0, Some(8.3)), trend(8.0, None)], now(), &rules).is_empty());
+        assert_eq!(
+            names(&quality(&[trend(5.0, None)], now(), &rules)),
+            [EMQ_LOW]
+        );
     }
 
     #[test]

@@ -110,3 +110,90 @@ async fn two_instances_never_run_the_same_slot_and_an_interrupted_run_resumes() 
     c.wait_idle().await;
     assert_eq!(c.runs(Some("prune"), 1).await.unwrap()[0].outcome, "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_job_reads_event_match_quality_and_a_drop_raises_an_alert() {
+    use graphwarden_sim::world::ids;
+    let d = spawn(graphwarden_server::ServerConfig::default()).await;
+    let clock = d.store.clock.clone();
+    let graph = graphwarden_meta::GraphClient::new(
+        graphwarden_meta::GraphConfig {
+            base_url: d.sim.url().to_owned(),
+            ..graphwarden_meta::GraphConfig::default()
+        },
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let datasets = vec![
+        graphwarden_server::DatasetSpec {
+            dataset_id: ids::DATASET.into(),
+            token: graphwarden_core::TokenAlias::parse("bot").unwrap(),
+            agent_name: None,
+        },
+        graphwarden_server::DatasetSpec {
+            dataset_id: "699999999999999".into(),
+            token: graphwarden_core::TokenAlias::parse("bot").unwrap(),
+            agent_name: Some("partner".into()),
+        },
+    ];
+    let s = crate::support::scheduler_with(
+        &d.inventory,
+        &graph,
+        &clock,
+        vec![job("quality", JobKind::Quality, "15 */6 * * *")],
+        "q",
+        datasets,
+    )
+    .await;
+    s.register().await.unwrap();
+    s.run_now("quality").await.unwrap();
+    s.wait_idle().await;
+    let run = &s.runs(Some("quality"), 1).await.unwrap()[0];
+    assert_eq!(
+        run.outcome, "warning",
+        "one dataset does not exist: {run:?}"
+    );
+    assert_eq!(run.counts["events"], 2);
+    assert!(run.summary.contains("699999999999999"), "{}", run.summary);
+
+    // Purchase's score falls from 8.3 to 6.5 on Meta's side.
+    let http = reqwest::Client::new();
+    let scenario_url = format!("{}/__sim/scenario", d.sim.url());
+    let mut world: serde_json::Value = http
+        .get(&scenario_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    world["datasets"][0]["events"][0]["composite_score"] = serde_json::json!(6.5);
+    let r = http.put(&scenario_url).json(&world).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    clock.advance(SignedDuration::from_hours(6));
+    s.run_now("quality").await.unwrap();
+    s.wait_idle().await;
+    let run = &s.runs(Some("quality"), 1).await.unwrap()[0];
+    assert_eq!(run.counts["events"], 2, "{run:?}");
+    let trends = d.inventory.store().quality_trends().await.unwrap();
+    let purchase = trends
+        .iter()
+        .find(|t| t.latest.event_name == "Purchase")
+        .unwrap();
+    assert_eq!(
+        (purchase.latest.score, purchase.previous),
+        (6.5, Some(8.3)),
+        "{trends:?}"
+    );
+
+    d.alerts.evaluate().await.unwrap();
+    let firing = d.alerts.alerts().await.unwrap();
+    let dropped: Vec<_> = firing
+        .iter()
+        .filter(|v| v.alert.name() == "event_match_quality_dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{firing:#?}");
+    assert_eq!(dropped[0].alert.labels["event"], "Purchase");
+    assert_eq!(dropped[0].alert.labels["dataset_id"], ids::DATASET);
+    assert!(dropped[0].alert.annotations["summary"].contains("8.3 to 6.5"));
+}

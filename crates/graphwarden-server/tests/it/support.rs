@@ -63,6 +63,18 @@ pub async fn scheduler_for(
     jobs: Vec<JobSpec>,
     owner: &str,
 ) -> Scheduler {
+    scheduler_with(inventory, graph, clock, jobs, owner, Vec::new()).await
+}
+
+/// [`scheduler_for`] with datasets for `quality` jobs.
+pub async fn scheduler_with(
+    inventory: &Arc<Inventory>,
+    graph: &GraphClient,
+    clock: &graphwarden_testkit::ManualClock,
+    jobs: Vec<JobSpec>,
+    owner: &str,
+    datasets: Vec<graphwarden_server::DatasetSpec>,
+) -> Scheduler {
     let clock: Arc<dyn graphwarden_core::Clock> = Arc::new(clock.clone());
     let checker = Checker::new(
         Arc::clone(inventory),
@@ -87,6 +99,7 @@ pub async fn scheduler_for(
             jobs,
             jitter: Duration::ZERO,
             owner: owner.to_owned(),
+            datasets,
             ..SchedulerConfig::default()
         },
     )

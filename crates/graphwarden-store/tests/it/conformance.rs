@@ -1407,6 +1407,26 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     );
     assert_eq!(db.rollups_since(120_000).await.unwrap().len(), 2);
 
+    // Event Match Quality: the latest score of each event and the one before.
+    use graphwarden_store::QualityScore;
+    let q = |event: &str, score: f64, at: i64| QualityScore {
+        dataset_id: "600000000000601".into(),
+        event_name: event.into(),
+        score,
+        checked_at_ms: at,
+    };
+    db.insert_quality(&[q("Purchase", 8.3, 1), q("AddToCart", 6.1, 1)])
+        .await
+        .unwrap();
+    db.insert_quality(&[q("Purchase", 7.0, 2)]).await.unwrap();
+    db.insert_quality(&[q("Purchase", 6.5, 3)]).await.unwrap();
+    let trends = db.quality_trends().await.unwrap();
+    assert_eq!(trends.len(), 2);
+    assert_eq!(trends[0].latest.event_name, "AddToCart");
+    assert_eq!(trends[0].previous, None);
+    assert_eq!(trends[1].latest.score, 6.5);
+    assert_eq!(trends[1].previous, Some(7.0));
+
     let (calls_deleted, rollups_deleted) = db.prune_calls(120_000, 100_000).await.unwrap();
     assert_eq!((calls_deleted, rollups_deleted), (901, 1));
     assert_eq!(db.call_count().await.unwrap(), 2);

@@ -20,6 +20,7 @@ fn duration(text: &str) -> CliResult<Duration> {
 /// receiver a route names is configured.
 pub fn alerting_config(
     a: &crate::config::AlertSettings,
+    quality: &crate::config::QualitySettings,
     base_url: &str,
     link_ttl: &str,
 ) -> CliResult<graphwarden_server::AlertingConfig> {
@@ -49,6 +50,10 @@ pub fn alerting_config(
         error_rate_percent: t.error_rate_percent,
         error_rate_min_calls: t.error_rate_min_calls.max(1),
         usage_percent: t.usage_percent,
+    };
+    c.rules.quality = graphwarden_server::alerting::traffic::QualityRules {
+        drop_points: quality.drop_alert,
+        min_score: (quality.min_score > 0.0).then_some(quality.min_score),
     };
     c.link_ttl = parse_duration(link_ttl).map_err(|e| bad("link_ttl", &e))?;
     c.max_attempts = a.max_attempts.max(1);
@@ -174,7 +179,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         let base = public_url
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
-        let mut config = alerting_config(&cfg.alerts, &base, &cfg.server.link_ttl)?;
+        let mut config = alerting_config(&cfg.alerts, &cfg.quality, &base, &cfg.server.link_ttl)?;
         config.owner = owner.clone();
         Some(
             graphwarden_server::AlertEngine::start(

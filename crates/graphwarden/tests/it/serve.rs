@@ -104,6 +104,25 @@ fn jobs_are_listed_and_run_by_hand() {
     ));
     let out = gw3.run(&["jobs"]);
     assert_eq!(out.code, 78, "{}", out.transcript());
+
+    // Listing a dataset adds the `quality` job; a bad dataset id is a configuration error.
+    let gw4 = Gw::with_app();
+    let config = gw4.data_dir.join("graphwarden.toml");
+    std::fs::write(
+        &config,
+        "[[quality.datasets]]\ndataset_id = \"600000000000601\"\ntoken = \"etl-bot\"\n",
+    )
+    .unwrap();
+    let out = gw4.run(&["jobs", "--json"]).ok();
+    assert!(out.stdout.contains("\"quality\""), "{}", out.transcript());
+    std::fs::write(
+        &config,
+        "[[quality.datasets]]\ndataset_id = \"pixel-1\"\ntoken = \"etl-bot\"\n",
+    )
+    .unwrap();
+    let out = gw4.run(&["jobs"]);
+    assert_eq!(out.code, 78, "{}", out.transcript());
+    assert!(out.stderr.contains("pixel-1"), "{}", out.transcript());
 }
 
 #[test]
