@@ -87,7 +87,20 @@ impl Rollup {
         }
         let mut out: Vec<Self> = rows.into_values().collect();
         out.sort_by(|a, b| {
-            (a.minute_ms, &a.token_alias, &a.path).cmp(&(b.minute_ms, &b.token_alias, &b.path))
+            (
+                a.minute_ms,
+                &a.token_alias,
+                &a.path,
+                &a.error_class,
+                a.error_code,
+            )
+                .cmp(&(
+                    b.minute_ms,
+                    &b.token_alias,
+                    &b.path,
+                    &b.error_class,
+                    b.error_code,
+                ))
         });
         out
     }
@@ -170,7 +183,10 @@ mod tests {
             call(61_000, "b", None),
         ]);
         assert_eq!(rows.len(), 4);
-        let first = &rows[0];
+        let first = rows
+            .iter()
+            .find(|r| r.minute_ms == 60_000 && r.token_alias == "a" && r.error_code == 0)
+            .unwrap();
         assert_eq!(
             (first.minute_ms, first.calls, first.duration_us),
             (60_000, 2, 20)
