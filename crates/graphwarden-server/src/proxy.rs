@@ -74,6 +74,9 @@ pub struct ProxyConfig {
     pub timed_proof: bool,
     /// How long token and key lookups are cached.
     pub cache_ttl: Duration,
+    /// Threads serving the proxy, each with its own single-threaded runtime, accept loop and
+    /// upstream connection pool, so a call never hops between threads (0: one per core).
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -92,18 +95,37 @@ impl Default for ProxyConfig {
             retries: 2,
             timed_proof: false,
             cache_ttl: Duration::from_secs(30),
+            workers: 0,
         }
     }
 }
 
 type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
 
+/// A pool of connections to Graph, for one worker thread.
+fn upstream_client() -> Upstream {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(512)
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
 /// The proxy's shared state.
 pub struct Proxy {
     state: AppState,
     config: ProxyConfig,
     upstream_base: String,
-    client: Upstream,
+    /// The runtime `Proxy::new` ran on: detached work (inspections) goes there, so it outlives
+    /// the proxy's own worker threads.
+    main: tokio::runtime::Handle,
     pacer: Mutex<Pacer>,
     credentials: Credentials,
     recorder: Mutex<Option<Recorder>>,
@@ -361,18 +383,6 @@ impl Proxy {
                 "proxy.upstream `{upstream_base}` must be an http:// or https:// URL with a host"
             ));
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(512)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         let (recorder, writer) = if config.record {
             let (recorder, task) = Recorder::start(Arc::clone(state.inventory()));
             (Some(recorder), Some(task))
@@ -386,7 +396,7 @@ impl Proxy {
             writer: Mutex::new(writer),
             inspected: Mutex::new(HashMap::new()),
             upstream_base,
-            client,
+            main: tokio::runtime::Handle::current(),
             config,
             state,
         });
@@ -415,6 +425,85 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
         grace: Duration,
     ) {
+        let workers = match self.config.workers {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            n => n,
+        };
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "The proxy's listener could not be handed to its workers.");
+                return;
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut finished = Vec::new();
+        for i in 0..workers {
+            let listener = match listener.try_clone() {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "The proxy could not start worker {i}.");
+                    continue;
+                }
+            };
+            let proxy = Arc::clone(&self);
+            let mut stop = stop_rx.clone();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let started = std::thread::Builder::new()
+                .name(format!("gw-proxy-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt.block_on(async move {
+                            match tokio::net::TcpListener::from_std(listener) {
+                                Ok(listener) => {
+                                    let stopped = async move {
+                                        let _ = stop.wait_for(|s| *s).await;
+                                    };
+                                    proxy.accept_loop(listener, stopped, grace).await;
+                                }
+                                Err(e) => tracing::error!(error = %e, "A proxy worker could not listen."),
+                            }
+                        }),
+                        Err(e) => tracing::error!(error = %e, "A proxy worker could not start its runtime."),
+                    }
+                    let _ = done_tx.send(());
+                });
+            match started {
+                Ok(_) => finished.push(done_rx),
+                Err(e) => tracing::error!(error = %e, "The proxy could not start worker {i}."),
+            }
+        }
+        drop(listener);
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        for done in finished {
+            let _ = done.await;
+        }
+        // The writer stops once its last sender is gone, after writing what is queued.
+        if let Ok(mut r) = self.recorder.lock() {
+            r.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer
+            && tokio::time::timeout(grace.max(Duration::from_secs(10)), writer)
+                .await
+                .is_err()
+        {
+            tracing::error!(
+                "The call-record writer did not finish in time; records still queued are lost."
+            );
+        }
+    }
+
+    /// One worker's accept loop, on its own single-threaded runtime, with its own pool of
+    /// connections to Graph.
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+        grace: Duration,
+    ) {
+        let client = upstream_client();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -430,9 +519,11 @@ impl Proxy {
                     };
                     let _ = stream.set_nodelay(true);
                     let proxy = Arc::clone(&self);
+                    let client = client.clone();
                     let service = hyper::service::service_fn(move |req| {
                         let proxy = Arc::clone(&proxy);
-                        async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+                        let client = client.clone();
+                        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
                     });
                     let mut builder = hyper::server::conn::http1::Builder::new();
                     builder
@@ -458,20 +549,6 @@ impl Proxy {
             tracing::warn!(
                 ?grace,
                 "Proxied calls were still running when the grace period ended."
-            );
-        }
-        // The writer stops once its last sender is gone, after writing what is queued.
-        if let Ok(mut r) = self.recorder.lock() {
-            r.take();
-        }
-        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(writer) = writer
-            && tokio::time::timeout(grace.max(Duration::from_secs(10)), writer)
-                .await
-                .is_err()
-        {
-            tracing::error!(
-                "The call-record writer did not finish in time; records still queued are lost."
             );
         }
     }
@@ -533,7 +610,7 @@ impl Proxy {
         }
         self.state.metrics().inspections_triggered.inc();
         let state = self.state.clone();
-        tokio::spawn(async move {
+        self.main.spawn(async move {
             tracing::info!(token = %alias, "Meta refused `{alias}` with error 190 on a proxied call; inspecting it now.");
             match state
                 .checker()
@@ -648,7 +725,11 @@ impl Proxy {
     /// Handle one call. When the caller goes away before the answer (hyper then drops this
     /// future, perhaps while Graph is already working on the call), the call is still
     /// recorded, as `aborted`.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: Upstream,
+    ) -> Response<ProxyBody> {
         if let Some(recorder) = self.recorder.lock().ok().and_then(|r| r.clone()) {
             // A full queue makes new calls wait for the writer rather than pile up records.
             recorder.wait_for_room().await;
@@ -658,7 +739,9 @@ impl Proxy {
             record: None,
             watch: Stopwatch::start(),
         };
-        let response = Arc::clone(&self).handle_call(req, &mut armed).await;
+        let response = Arc::clone(&self)
+            .handle_call(req, &client, &mut armed)
+            .await;
         armed.record = None;
         response
     }
@@ -666,6 +749,7 @@ impl Proxy {
     async fn handle_call(
         self: Arc<Self>,
         req: Request<Incoming>,
+        client: &Upstream,
         armed: &mut Armed,
     ) -> Response<ProxyBody> {
         let watch = armed.watch;
@@ -1047,8 +1131,7 @@ impl Proxy {
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri.clone();
             *upstream.headers_mut() = parts.headers.clone();
-            match tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream))
-                .await
+            match tokio::time::timeout(self.config.upstream_timeout, client.request(upstream)).await
             {
                 Ok(Ok(response)) => {
                     let transient_status = matches!(response.status().as_u16(), 502..=504);

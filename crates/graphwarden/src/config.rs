@@ -107,6 +107,7 @@ pub struct ProxySettings {
     pub idle_timeout: String,
     pub retries: usize,
     pub cache_ttl: String,
+    pub workers: usize,
 }
 
 impl Default for ProxySettings {
@@ -131,6 +132,7 @@ impl Default for ProxySettings {
             idle_timeout: "60s".to_owned(),
             retries: 2,
             cache_ttl: "30s".to_owned(),
+            workers: 0,
         }
     }
 }

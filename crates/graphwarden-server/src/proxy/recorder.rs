@@ -33,6 +33,9 @@ pub struct RecorderStats {
 pub struct Recorder {
     tx: mpsc::Sender<CallRecord>,
     stats: Arc<RecorderStats>,
+    /// The runtime the writer runs on: a record that must wait for room waits there, so it
+    /// outlives the proxy worker that made it.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Recorder {
@@ -42,7 +45,14 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(RecorderStats::default());
         let task = tokio::spawn(write_loop(inventory, rx, Arc::clone(&stats)));
-        (Self { tx, stats }, task)
+        (
+            Self {
+                tx,
+                stats,
+                runtime: tokio::runtime::Handle::current(),
+            },
+            task,
+        )
     }
 
     pub fn stats(&self) -> &Arc<RecorderStats> {
@@ -68,7 +78,7 @@ impl Recorder {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(record)) => {
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.runtime.spawn(async move {
                     let _ = tx.send(record).await;
                 });
             }
