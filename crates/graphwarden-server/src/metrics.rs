@@ -56,7 +56,13 @@ pub struct Metrics {
     latency: Family<OutcomeLabels, Histogram>,
     pub usage: Family<UsageLabels, Gauge<f64, AtomicU64>>,
     pub inspections_triggered: Counter,
+    /// The usage last written per (app, ad account, object): the same values again (the
+    /// common case, as Meta's figures move slowly) skip the gauges and their label strings.
+    last_usage:
+        std::sync::Mutex<std::collections::HashMap<UsageSubject, graphwarden_core::usage::Usage>>,
 }
+
+type UsageSubject = (Option<String>, Option<String>, Option<String>);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -99,6 +105,7 @@ impl Metrics {
             latency,
             usage,
             inspections_triggered,
+            last_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -118,6 +125,23 @@ impl Metrics {
         ad_account: Option<&str>,
         object_id: Option<&str>,
     ) {
+        if usage.is_empty() {
+            return;
+        }
+        let subject = (
+            app_id.map(str::to_owned),
+            ad_account.map(str::to_owned),
+            object_id.map(str::to_owned),
+        );
+        if let Ok(mut last) = self.last_usage.lock() {
+            if last.get(&subject) == Some(usage) {
+                return;
+            }
+            if last.len() >= 10_000 {
+                last.clear();
+            }
+            last.insert(subject, usage.clone());
+        }
         let set = |scope: &str, id: &str, kind: &str, metric: &str, value: f64| {
             self.usage
                 .get_or_create(&UsageLabels {

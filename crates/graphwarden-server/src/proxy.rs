@@ -1130,7 +1130,11 @@ impl Proxy {
             let mut upstream = Request::new(body);
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri.clone();
-            *upstream.headers_mut() = parts.headers.clone();
+            *upstream.headers_mut() = if attempt == attempts {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
             match tokio::time::timeout(self.config.upstream_timeout, client.request(upstream)).await
             {
                 Ok(Ok(response)) => {
