@@ -13,6 +13,8 @@
 #   direct   wrk → stub
 #   nginx    wrk → nginx (2 workers, `upstream { keepalive 64; }`, proxy_http_version 1.1,
 #            Connection "") → stub
+#   hyper    wrk → the floor: graphwarden's HTTP stack alone (examples/bare_proxy.rs: the same
+#            hyper server, upstream pool and worker threads, forwarding and nothing else) → stub
 #   gw-off   wrk → graphwarden proxy, GRAPHWARDEN_PROXY__RECORD=false → stub
 #   gw-rec   wrk → graphwarden proxy, recording on (SQLite, the default) → stub
 # graphwarden's runtime has 2 worker threads, so nginx gets 2 workers. keepalive_requests is
@@ -73,6 +75,10 @@ say() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
 if [[ -z "${GW_BINARY:-}" ]]; then
     cargo build --quiet --release -p graphwarden
 fi
+if [[ -z "${BARE_BINARY:-}" ]]; then
+    cargo build --quiet --release -p graphwarden-server --example bare_proxy
+    BARE_BINARY=target/release/examples/bare_proxy
+fi
 need() { # need COMMAND DEBIAN-PACKAGE
     command -v "$1" >/dev/null 2>&1 && return
     [[ -x "/usr/sbin/$1" ]] && return
@@ -117,6 +123,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 GW="$WORK/graphwarden"
+BARE="$WORK/bare_proxy"
+cp "$BARE_BINARY" "$BARE"
 if [[ -n "${GW_BINARY:-}" ]]; then
     cp "$GW_BINARY" "$GW"
     TREE="binary $GW_BINARY"
@@ -224,18 +232,28 @@ start_gw() { # start_gw NAME RECORD → sets GW_PID, GW_URL
         *) cat "$dir.out" "$dir.err" >&2; echo "graphwarden ($1): no loopback proxy address: '$GW_URL'" >&2; exit 1 ;;
     esac
 }
+"$BARE" 127.0.0.1:0 "$STUB_URL" "$WORKERS" >"$WORK/bare.out" 2>"$WORK/bare.err" &
+BARE_PID=$!
+MY_PIDS+=("$BARE_PID")
+BARE_URL=""
+for _ in $(seq 100); do
+    BARE_URL=$(grep -o 'http://[0-9.:]*' "$WORK/bare.out" 2>/dev/null || true)
+    [[ -n "$BARE_URL" ]] && break
+    sleep 0.1
+done
+[[ -n "$BARE_URL" ]] || { cat "$WORK/bare.err" >&2; echo "the bare hyper proxy did not start" >&2; exit 1; }
 start_gw gw-off false
 GWOFF_PID=$GW_PID GWOFF_URL=$GW_URL
 start_gw gw-rec true
 GWREC_PID=$GW_PID GWREC_URL=$GW_URL
 
-CONFIGS=(direct nginx gw-off gw-rec)
-declare -A URL_OF=([direct]=$STUB_URL [nginx]=$NGX_URL [gw-off]=$GWOFF_URL [gw-rec]=$GWREC_URL)
-declare -A PIDS_OF=([direct]="$STUB_PID $STUB_WORKERS" [nginx]="$NGX_PID $NGX_WORKERS" [gw-off]=$GWOFF_PID [gw-rec]=$GWREC_PID)
+CONFIGS=(direct nginx hyper gw-off gw-rec)
+declare -A URL_OF=([direct]=$STUB_URL [nginx]=$NGX_URL [hyper]=$BARE_URL [gw-off]=$GWOFF_URL [gw-rec]=$GWREC_URL)
+declare -A PIDS_OF=([direct]="$STUB_PID $STUB_WORKERS" [nginx]="$NGX_PID $NGX_WORKERS" [hyper]=$BARE_PID [gw-off]=$GWOFF_PID [gw-rec]=$GWREC_PID)
 
 say "graphwarden proxy vs nginx; tree $TREE; $($NGINX -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
-say "stub $STUB_URL (pids $STUB_PID $STUB_WORKERS); nginx $NGX_URL (pids $NGX_PID $NGX_WORKERS); gw-off $GWOFF_URL (pid $GWOFF_PID); gw-rec $GWREC_URL (pid $GWREC_PID)"
+say "stub $STUB_URL (pids $STUB_PID $STUB_WORKERS); nginx $NGX_URL (pids $NGX_PID $NGX_WORKERS); hyper $BARE_URL (pid $BARE_PID); gw-off $GWOFF_URL (pid $GWOFF_PID); gw-rec $GWREC_URL (pid $GWREC_PID)"
 
 # Bookkeeping for the dropped-records check: requests the stub saw from gw-rec, and requests wrk
 # and curl counted against it.
@@ -351,8 +369,8 @@ printf '\n%-5s %-7s %9s %10s %9s %6s %9s %8s %8s %9s %7s %6s\n' round config "re
 declare -A RPS CPU P50 LAT ADD ADD1 STUBCPU CPU1
 for round in $(seq "$ROUNDS"); do
     declare -A p50_now=() lat_now=()
-    for i in 0 1 2 3; do
-        c=${CONFIGS[$(((i + round - 1) % 4))]}
+    for i in $(seq 0 $((${#CONFIGS[@]} - 1))); do
+        c=${CONFIGS[$(((i + round - 1) % ${#CONFIGS[@]}))]}
         measure "$c" "$CONNS" "$THREADS" "$DURATION"
         rps=${R[0]} reqs=${R[1]} p50=${R[2]} ticks=${R[3]} stub=${R[4]} others=${R[5]} non2xx=${R[6]} errs=${R[7]}
         measure "$c" 1 1 "$LAT_DURATION"
@@ -495,6 +513,7 @@ verdict "$(ok "$ROWS >= $REC_UPSTREAM && $ROWS >= $REC_CLIENT")" \
 for c in gw-off gw-rec; do
     verdict "$(ok "${RSS_MAX[$c]} < 100 && ${HWM[$c]} < 100")" "$c memory at -c$RSS_CONNS: VmRSS max ${RSS_MAX[$c]} MB, VmHWM ${HWM[$c]} MB, goal < 100 MB"
 done
+echo "the floor (not a goal): hyper $(printf '%.0f' "${M_RPS[hyper]}") req/s = $(awk -v a="${M_RPS[hyper]}" -v b="${M_RPS[nginx]}" 'BEGIN {printf "%.3f", a / b}') × nginx, ${M_CPU[hyper]} µs/req = $(awk -v a="${M_CPU[hyper]}" -v b="${M_CPU[nginx]}" 'BEGIN {printf "%.3f", a / b}') × nginx; graphwarden's own work per call: $(awk -v a="${M_CPU[gw-off]}" -v b="${M_CPU[hyper]}" 'BEGIN {printf "%.2f", a - b}') µs (recording off), $(awk -v a="${M_CPU[gw-rec]}" -v b="${M_CPU[hyper]}" 'BEGIN {printf "%.2f", a - b}') µs (on)"
 if ((NON2XX_TOTAL > 0 || ERRORS_TOTAL > 0)); then
     echo "  MISSED: $NON2XX_TOTAL non-2xx answers and $ERRORS_TOTAL socket errors over all runs"
     FAILED=1

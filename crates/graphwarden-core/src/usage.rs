@@ -80,6 +80,15 @@ fn percentages(v: &Value) -> Percentages {
     }
 }
 
+/// The headers Meta reports usage in (§8), lower case.
+pub const USAGE_HEADERS: [&str; 5] = [
+    "x-app-usage",
+    "x-page-usage",
+    "x-ad-account-usage",
+    "x-business-use-case-usage",
+    "x-fb-ads-insights-throttle",
+];
+
 /// The doc sample quotes the tier with single quotes; accept that too.
 fn parse_json(raw: &str) -> Option<Value> {
     serde_json::from_str(raw)
@@ -93,11 +102,14 @@ impl Usage {
     pub fn from_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut usage = Usage::default();
         for (name, value) in headers {
-            let name = name.to_ascii_lowercase();
+            // The name first: most headers are not usage, and parsing them as JSON is waste.
+            let Some(name) = USAGE_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name)) else {
+                continue;
+            };
             let Some(json) = parse_json(value) else {
                 continue;
             };
-            match name.as_str() {
+            match *name {
                 "x-app-usage" => usage.app = Some(percentages(&json)),
                 "x-page-usage" => usage.page = Some(percentages(&json)),
                 "x-ad-account-usage" => {

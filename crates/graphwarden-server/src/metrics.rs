@@ -7,6 +7,9 @@
 //! to expiry, throttle holds, job outcomes, alert counts), built fresh each scrape so a token
 //! that is gone leaves no stale series behind.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -58,11 +61,52 @@ pub struct Metrics {
     pub inspections_triggered: Counter,
     /// The usage last written per (app, ad account, object): the same values again (the
     /// common case, as Meta's figures move slowly) skip the gauges and their label strings.
-    last_usage:
-        std::sync::Mutex<std::collections::HashMap<UsageSubject, graphwarden_core::usage::Usage>>,
+    last_usage: Mutex<HashMap<u64, Vec<(UsageSubject, graphwarden_core::usage::Usage)>>>,
+    /// `calls` counters already looked up, by a hash of their labels: a call increments its
+    /// counter (which shares its value with the family's) without building label strings.
+    call_counters: Mutex<HashMap<u64, Vec<(CallLabels, Counter)>>>,
+    /// `latency` histograms already looked up, by outcome.
+    latencies: Mutex<Vec<(String, Histogram)>>,
+    hasher: std::hash::RandomState,
 }
 
 type UsageSubject = (Option<String>, Option<String>, Option<String>);
+
+/// Entries per lookup cache before it is emptied (a bound against endless distinct labels).
+const MAX_CACHED: usize = 10_000;
+
+/// One call's labels, borrowed (see [`Metrics::count_call`]).
+#[derive(Debug, Clone, Copy, Hash)]
+pub struct CallLabelsRef<'a> {
+    pub app: &'a str,
+    pub token: &'a str,
+    pub method: &'a str,
+    pub outcome: &'a str,
+    pub class: &'a str,
+    pub code: i64,
+}
+
+impl CallLabelsRef<'_> {
+    fn matches(&self, l: &CallLabels) -> bool {
+        l.app == self.app
+            && l.token == self.token
+            && l.method == self.method
+            && l.outcome == self.outcome
+            && l.class == self.class
+            && l.code.parse::<i64>() == Ok(self.code)
+    }
+
+    fn owned(&self) -> CallLabels {
+        CallLabels {
+            app: self.app.to_owned(),
+            token: self.token.to_owned(),
+            method: self.method.to_owned(),
+            outcome: self.outcome.to_owned(),
+            class: self.class.to_owned(),
+            code: self.code.to_string(),
+        }
+    }
+}
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -105,16 +149,54 @@ impl Metrics {
             latency,
             usage,
             inspections_triggered,
-            last_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
+            last_usage: Mutex::new(HashMap::new()),
+            call_counters: Mutex::new(HashMap::new()),
+            latencies: Mutex::new(Vec::new()),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
+    /// Count one call in `calls`.
+    pub fn count_call(&self, labels: CallLabelsRef<'_>) {
+        let hash = self.hasher.hash_one(labels);
+        let Ok(mut cache) = self.call_counters.lock() else {
+            self.calls.get_or_create(&labels.owned()).inc();
+            return;
+        };
+        if let Some((_, counter)) = cache
+            .get(&hash)
+            .and_then(|v| v.iter().find(|(l, _)| labels.matches(l)))
+        {
+            counter.inc();
+            return;
+        }
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        let owned = labels.owned();
+        let counter = self.calls.get_or_create(&owned).clone();
+        counter.inc();
+        cache.entry(hash).or_default().push((owned, counter));
+    }
+
     pub fn observe_latency(&self, outcome: &str, seconds: f64) {
-        self.latency
+        let Ok(mut cache) = self.latencies.lock() else {
+            return;
+        };
+        if let Some((_, h)) = cache.iter().find(|(o, _)| o == outcome) {
+            h.observe(seconds);
+            return;
+        }
+        let h = self
+            .latency
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
             })
-            .observe(seconds);
+            .clone();
+        h.observe(seconds);
+        if cache.len() < 64 {
+            cache.push((outcome.to_owned(), h));
+        }
     }
 
     /// Record the raw values of one response's usage headers.
@@ -128,19 +210,33 @@ impl Metrics {
         if usage.is_empty() {
             return;
         }
-        let subject = (
-            app_id.map(str::to_owned),
-            ad_account.map(str::to_owned),
-            object_id.map(str::to_owned),
-        );
+        let hash = self.hasher.hash_one((app_id, ad_account, object_id));
+        let same_subject = |s: &UsageSubject| {
+            s.0.as_deref() == app_id && s.1.as_deref() == ad_account && s.2.as_deref() == object_id
+        };
         if let Ok(mut last) = self.last_usage.lock() {
-            if last.get(&subject) == Some(usage) {
+            let entries = last.get(&hash);
+            if entries
+                .and_then(|v| v.iter().find(|(s, _)| same_subject(s)))
+                .is_some_and(|(_, u)| u == usage)
+            {
                 return;
             }
-            if last.len() >= 10_000 {
+            if last.len() >= MAX_CACHED {
                 last.clear();
             }
-            last.insert(subject, usage.clone());
+            let entries = last.entry(hash).or_default();
+            match entries.iter_mut().find(|(s, _)| same_subject(s)) {
+                Some((_, u)) => u.clone_from(usage),
+                None => entries.push((
+                    (
+                        app_id.map(str::to_owned),
+                        ad_account.map(str::to_owned),
+                        object_id.map(str::to_owned),
+                    ),
+                    usage.clone(),
+                )),
+            }
         }
         let set = |scope: &str, id: &str, kind: &str, metric: &str, value: f64| {
             self.usage

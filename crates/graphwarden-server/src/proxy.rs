@@ -18,10 +18,13 @@
 pub mod body;
 pub mod credential;
 pub mod recorder;
+pub mod upstream;
+mod usage_cache;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,15 +38,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use self::body::{BoxError, Observed, Pending, ProxyBody, Read, empty, full, read_up_to};
 use self::credential::{CredentialError, Credentials, KEY_PREFIX};
 use self::recorder::Recorder;
+use self::upstream::{Answer, Upstream};
 use crate::state::AppState;
 
 /// How the proxy runs.
@@ -77,6 +79,9 @@ pub struct ProxyConfig {
     /// Threads serving the proxy, each with its own single-threaded runtime, accept loop and
     /// upstream connection pool, so a call never hops between threads (0: one per core).
     pub workers: usize,
+    /// Offer HTTP/2 to Graph (by ALPN, through `hyper_util`'s pooled client) instead of
+    /// graphwarden's own pool of HTTP/1.1 connections.
+    pub http2: bool,
 }
 
 impl Default for ProxyConfig {
@@ -96,26 +101,43 @@ impl Default for ProxyConfig {
             timed_proof: false,
             cache_ttl: Duration::from_secs(30),
             workers: 0,
+            http2: false,
         }
     }
 }
 
-type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+/// The proxy's workers, for handing connections between them.
+struct Peers {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<std::net::TcpStream>>,
+    /// Client connections each worker serves (or has been handed).
+    loads: Vec<AtomicUsize>,
+}
 
-/// A pool of connections to Graph, for one worker thread.
-fn upstream_client() -> Upstream {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(512)
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .build(connector)
+impl Peers {
+    /// The worker serving the fewest connections; `me` when it is among them.
+    fn least_loaded(&self, me: usize) -> usize {
+        let mine = self.loads[me].load(Ordering::Relaxed);
+        let mut best = (me, mine);
+        for (i, l) in self.loads.iter().enumerate() {
+            let l = l.load(Ordering::Relaxed);
+            if l < best.1 && !self.senders[i].is_closed() {
+                best = (i, l);
+            }
+        }
+        best.0
+    }
+}
+
+/// One connection counted against a worker while it is open.
+struct Load {
+    peers: Arc<Peers>,
+    worker: usize,
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.peers.loads[self.worker].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The proxy's shared state.
@@ -123,6 +145,11 @@ pub struct Proxy {
     state: AppState,
     config: ProxyConfig,
     upstream_base: String,
+    /// Scheme and host of `upstream_base`, where the worker pools connect.
+    upstream_uri: Uri,
+    /// The upstream's scheme and host when its URL has no path of its own: a call whose query
+    /// is passed on unchanged then reuses its path and query as they came.
+    upstream_origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     /// The runtime `Proxy::new` ran on: detached work (inspections) goes there, so it outlives
     /// the proxy's own worker threads.
     main: tokio::runtime::Handle,
@@ -142,35 +169,57 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+/// graphwarden's own request headers, never passed on.
+static KEY_HEADER: HeaderName = HeaderName::from_static("x-graphwarden-key");
+static TOKEN_HEADER: HeaderName = HeaderName::from_static("x-graphwarden-token");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never passed on.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Don't start another inspection of the same token within this.
 const INSPECT_DEBOUNCE: Duration = Duration::from_secs(60);
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // One pass to see what there is to strip (usually `connection` at most); names compare
+    // as enum values, not strings.
+    let mut found = [false; 9];
+    let mut any = false;
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            found[i] = true;
+            any = true;
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    if !any {
+        return;
+    }
+    if found[0] {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !HOP_BY_HOP.contains(n))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (name, found) in HOP_BY_HOP.iter().zip(found) {
+        if found {
+            headers.remove(name);
+        }
     }
 }
 
@@ -242,6 +291,14 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
+/// The last value of `name` in a query string, decoded.
+fn last_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .last()
+        .map(|(_, v)| v.into_owned())
+}
+
 fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
     let mut found = None;
     pairs.retain(|(k, v)| {
@@ -255,7 +312,7 @@ fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
     found
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -383,6 +440,10 @@ impl Proxy {
                 "proxy.upstream `{upstream_base}` must be an http:// or https:// URL with a host"
             ));
         }
+        let upstream_origin = match (uri.scheme(), uri.authority(), uri.path()) {
+            (Some(scheme), Some(authority), "" | "/") => Some((scheme.clone(), authority.clone())),
+            _ => None,
+        };
         let (recorder, writer) = if config.record {
             let (recorder, task) = Recorder::start(Arc::clone(state.inventory()));
             (Some(recorder), Some(task))
@@ -396,6 +457,8 @@ impl Proxy {
             writer: Mutex::new(writer),
             inspected: Mutex::new(HashMap::new()),
             upstream_base,
+            upstream_origin,
+            upstream_uri: uri,
             main: tokio::runtime::Handle::current(),
             config,
             state,
@@ -438,7 +501,22 @@ impl Proxy {
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut finished = Vec::new();
-        for i in 0..workers {
+        // Connections are spread by load: the worker that accepts one hands it to the worker
+        // serving the fewest (kept-alive connections last; left to the kernel, a burst of them
+        // can all land on one worker while the other idles).
+        let mut inboxes: Vec<Option<_>> = Vec::with_capacity(workers);
+        let mut senders = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+            senders.push(tx);
+            inboxes.push(Some(rx));
+        }
+        let peers = Arc::new(Peers {
+            senders,
+            loads: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        });
+        for (i, inbox) in inboxes.into_iter().enumerate() {
+            let peers = Arc::clone(&peers);
             let listener = match listener.try_clone() {
                 Ok(l) => l,
                 Err(e) => {
@@ -459,7 +537,11 @@ impl Proxy {
                                     let stopped = async move {
                                         let _ = stop.wait_for(|s| *s).await;
                                     };
-                                    proxy.accept_loop(listener, stopped, grace).await;
+                                    if let Some(inbox) = inbox {
+                                        proxy
+                                            .accept_loop(i, listener, inbox, peers, stopped, grace)
+                                            .await;
+                                    }
                                 }
                                 Err(e) => tracing::error!(error = %e, "A proxy worker could not listen."),
                             }
@@ -499,49 +581,73 @@ impl Proxy {
     /// connections to Graph.
     async fn accept_loop(
         self: Arc<Self>,
+        me: usize,
         listener: tokio::net::TcpListener,
+        mut inbox: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+        peers: Arc<Peers>,
         shutdown: impl Future<Output = ()>,
         grace: Duration,
     ) {
-        let client = upstream_client();
+        let client = Upstream::new(&self.upstream_uri, self.config.http2);
+        // Keep a timer pending on this runtime at all times. Every call arms timers (hyper's
+        // header-read time-out, the upstream time-out) and drops them again; when a new timer
+        // is the only one, tokio wakes its own driver through an eventfd to re-arm the park
+        // time-out, a system call and a wasted poll per call. With this one always due within
+        // a second, the per-call timers (all longer) never do.
+        let keeper = tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
-                        Ok(s) => s,
+                    let stream = match accepted {
+                        Ok((s, _)) => s,
                         Err(e) => {
                             tracing::warn!(error = %e, "The proxy could not accept a connection.");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
                     };
-                    let _ = stream.set_nodelay(true);
-                    let proxy = Arc::clone(&self);
-                    let client = client.clone();
-                    let service = hyper::service::service_fn(move |req| {
-                        let proxy = Arc::clone(&proxy);
-                        let client = client.clone();
-                        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
-                    });
-                    let mut builder = hyper::server::conn::http1::Builder::new();
-                    builder
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .max_buf_size(self.config.max_header_bytes.max(8192));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "A proxy connection ended with an error.");
+                    let target = peers.least_loaded(me);
+                    peers.loads[target].fetch_add(1, Ordering::Relaxed);
+                    if target != me {
+                        match stream.into_std() {
+                            Ok(std) => match peers.senders[target].send(std) {
+                                Ok(()) => continue,
+                                Err(back) => {
+                                    // That worker is gone: serve it here.
+                                    peers.loads[target].fetch_sub(1, Ordering::Relaxed);
+                                    peers.loads[me].fetch_add(1, Ordering::Relaxed);
+                                    let load = Load { peers: Arc::clone(&peers), worker: me };
+                                    if let Ok(stream) = tokio::net::TcpStream::from_std(back.0) {
+                                        self.connection(stream, &client, &graceful, load);
+                                    }
+                                }
+                            },
+                            Err(_) => {
+                                peers.loads[target].fetch_sub(1, Ordering::Relaxed);
+                            }
                         }
-                    });
+                        continue;
+                    }
+                    self.connection(stream, &client, &graceful, Load { peers: Arc::clone(&peers), worker: me });
+                }
+                handed = inbox.recv() => {
+                    let Some(std) = handed else { continue };
+                    let load = Load { peers: Arc::clone(&peers), worker: me };
+                    if let Ok(stream) = tokio::net::TcpStream::from_std(std) {
+                        self.connection(stream, &client, &graceful, load);
+                    }
                 }
                 () = &mut shutdown => break,
             }
         }
         drop(listener);
+        keeper.abort();
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
             .is_err()
@@ -551,6 +657,37 @@ impl Proxy {
                 "Proxied calls were still running when the grace period ended."
             );
         }
+    }
+
+    /// Serve one client connection on this worker.
+    fn connection(
+        self: &Arc<Self>,
+        stream: tokio::net::TcpStream,
+        client: &Upstream,
+        graceful: &hyper_util::server::graceful::GracefulShutdown,
+        load: Load,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(self);
+        let client = client.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            let client = client.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(self.config.max_header_bytes.max(8192));
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _load = load;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "A proxy connection ended with an error.");
+            }
+        });
     }
 
     /// What the call-record writer has done (`None` when recording is off).
@@ -564,20 +701,14 @@ impl Proxy {
     /// A call finished: count it, and queue its record.
     fn finished(&self, record: CallRecord) {
         let metrics = self.state.metrics();
-        metrics
-            .calls
-            .get_or_create(&crate::metrics::CallLabels {
-                app: record.app_id.clone().unwrap_or_default(),
-                token: record.token_alias.clone().unwrap_or_default(),
-                method: record.method.clone(),
-                outcome: record.outcome.clone(),
-                class: record
-                    .error_class
-                    .clone()
-                    .unwrap_or_else(|| "ok".to_owned()),
-                code: record.error_code.unwrap_or(0).to_string(),
-            })
-            .inc();
+        metrics.count_call(crate::metrics::CallLabelsRef {
+            app: record.app_id.as_deref().unwrap_or_default(),
+            token: record.token_alias.as_deref().unwrap_or_default(),
+            method: &record.method,
+            outcome: &record.outcome,
+            class: record.error_class.as_deref().unwrap_or("ok"),
+            code: record.error_code.unwrap_or(0),
+        });
         if record.batch_index.is_none_or(|i| i == 0) {
             metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
         }
@@ -756,17 +887,20 @@ impl Proxy {
         let at_ms = self.state.clock().now_ms();
         let (mut parts, body) = req.into_parts();
         let method = parts.method.as_str().to_owned();
-        let path = parts.uri.path().to_owned();
-        let info = call::parse_path(&path);
-        let mut query = form_pairs(parts.uri.query().unwrap_or(""));
+        // The path and query as they came (shared bytes, not a copy): passed on unchanged when
+        // nothing is injected or added, decoded only when something is.
+        let original = parts.uri.path_and_query().cloned();
+        let path = original.as_ref().map_or("/", |pq| pq.path());
+        let raw_query = original.as_ref().and_then(|pq| pq.query()).unwrap_or("");
+        let info = call::parse_path(path);
+        let mut query: Option<Vec<(String, String)>> = None;
         let mut id = Identity::default();
         // Where the caller reached the proxy, for Graph's absolute links in scrubbed answers.
-        let caller_base = header_text(&parts.headers, "host")
-            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-            .map(|h| format!("http://{h}"));
+        // (Built only when an answer is scrubbed.)
+        let caller_host = parts.headers.get(header::HOST).cloned();
 
         // A form body is read: it may hold the token, the batch, and what an update changes.
-        let is_form = header_text(&parts.headers, "content-type").is_some_and(|ct| {
+        let is_form = header_text(&parts.headers, header::CONTENT_TYPE).is_some_and(|ct| {
             ct.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
@@ -834,12 +968,12 @@ impl Proxy {
         }
 
         // The token: the caller's own, or a stored one by alias with a graphwarden key.
-        let bearer = header_text(&parts.headers, "authorization").and_then(|v| {
+        let bearer = header_text(&parts.headers, header::AUTHORIZATION).and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
                 .then(|| token.trim().to_owned())
         });
-        let mut presented = take_param(&mut query, "access_token");
+        let mut presented = last_param(raw_query, "access_token");
         if let Some(f) = form.as_mut()
             && let Some(t) = take_param(f, "access_token")
         {
@@ -849,8 +983,8 @@ impl Proxy {
         if from_bearer {
             presented = bearer.clone();
         }
-        let key_header = header_text(&parts.headers, "x-graphwarden-key").map(str::to_owned);
-        let alias_header = header_text(&parts.headers, "x-graphwarden-token").map(str::to_owned);
+        let key_header = header_text(&parts.headers, &KEY_HEADER).map(str::to_owned);
+        let alias_header = header_text(&parts.headers, &TOKEN_HEADER).map(str::to_owned);
         let presented_is_key = presented
             .as_deref()
             .is_some_and(|t| t.starts_with(KEY_PREFIX));
@@ -860,12 +994,15 @@ impl Proxy {
         let inject = key_text.is_some()
             || alias_header.is_some()
             || (presented.is_none() && self.config.default_alias.is_some());
-        let change_names: Vec<String> = query
-            .iter()
-            .chain(form.iter().flatten())
-            .map(|(k, _)| k.clone())
-            .collect();
-        let change = call::change_type(&method, &info, change_names.iter().map(String::as_str));
+        let change = if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            call::ChangeType::Read
+        } else {
+            let names: Vec<String> = form_urlencoded::parse(raw_query.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .chain(form.iter().flatten().map(|(k, _)| k.clone()))
+                .collect();
+            call::change_type(&method, &info, names.iter().map(String::as_str))
+        };
 
         let mut proof_secret: Option<SecretString> = None;
         let mut token_to_send: Option<SecretString> = None;
@@ -927,8 +1064,6 @@ impl Proxy {
                 String::new()
             });
             // The caller's own proof was for its key, not for the token sent.
-            take_param(&mut query, "appsecret_proof");
-            take_param(&mut query, "appsecret_time");
             if let Some(f) = form.as_mut() {
                 take_param(f, "appsecret_proof");
                 take_param(f, "appsecret_time");
@@ -942,10 +1077,8 @@ impl Proxy {
                     id.alias = known.alias.as_ref().map(|a| a.to_string());
                     id.fingerprint = Some(known.fingerprint.clone());
                     id.app_id = known.app_id.clone();
-                    let has_proof = query
-                        .iter()
-                        .chain(form.iter().flatten())
-                        .any(|(k, _)| k == "appsecret_proof");
+                    let has_proof = last_param(raw_query, "appsecret_proof").is_some()
+                        || form.iter().flatten().any(|(k, _)| k == "appsecret_proof");
                     if !has_proof {
                         proof_secret = known.app_secret.clone();
                     }
@@ -958,10 +1091,25 @@ impl Proxy {
                 token_to_send = Some(SecretString::from(token));
             }
         }
-        if let Some(token) = &token_to_send {
+        // The query is rebuilt only when something in it changes: a token injected (the
+        // caller's key or its own token taken out), a proof added, or a form body that the
+        // token moves into.
+        let rewrite_query = inject || proof_secret.is_some() || form.is_some();
+        if rewrite_query {
+            let q = query.get_or_insert_with(|| form_pairs(raw_query));
+            take_param(q, "access_token");
+            if inject {
+                take_param(q, "appsecret_proof");
+                take_param(q, "appsecret_time");
+            }
+        }
+        if let Some(token) = &token_to_send
+            && rewrite_query
+        {
+            let q = query.get_or_insert_with(Vec::new);
             let pairs = match (form.as_mut(), parts.method == Method::POST) {
                 (Some(f), true) => f,
-                _ => &mut query,
+                _ => q,
             };
             pairs.push(("access_token".to_owned(), token.expose_secret().to_owned()));
             if let Some(app_secret) = &proof_secret {
@@ -991,7 +1139,8 @@ impl Proxy {
             .and_then(|(_, b)| batch_items(b));
 
         // Pacing.
-        let mut subjects: Vec<(Option<String>, Option<String>, Option<&'static str>)> = Vec::new();
+        let mut subjects: Vec<(Option<String>, Option<String>, Option<&'static str>)> =
+            Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
         match &items {
             Some(items) => {
                 for item in items {
@@ -1008,7 +1157,7 @@ impl Proxy {
                 info.use_case,
             )),
         }
-        let mut keys = Vec::new();
+        let mut keys = Vec::with_capacity(4 * subjects.len());
         for (account, object, use_case) in &subjects {
             let subject = Subject {
                 app_id: id.app_id.as_deref(),
@@ -1069,15 +1218,34 @@ impl Proxy {
         };
 
         // The request to Graph.
-        let query_text = encode_pairs(&query);
-        let target = if query_text.is_empty() {
-            format!("{}{}", self.upstream_base, path)
-        } else {
-            format!("{}{}?{}", self.upstream_base, path, query_text)
+        let target: Result<Uri, ()> = match (&query, &self.upstream_origin) {
+            (None, Some((scheme, authority))) => {
+                let mut up = http::uri::Parts::default();
+                up.scheme = Some(scheme.clone());
+                up.authority = Some(authority.clone());
+                up.path_and_query = Some(
+                    original
+                        .clone()
+                        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+                );
+                Uri::from_parts(up).map_err(|_| ())
+            }
+            _ => {
+                let query_text = match &query {
+                    Some(q) => encode_pairs(q),
+                    None => raw_query.to_owned(),
+                };
+                let target = if query_text.is_empty() {
+                    format!("{}{}", self.upstream_base, path)
+                } else {
+                    format!("{}{}?{}", self.upstream_base, path, query_text)
+                };
+                target.parse().map_err(|_| ())
+            }
         };
-        let uri: Uri = match target.parse() {
+        let uri: Uri = match target {
             Ok(u) => u,
-            Err(_) => {
+            Err(()) => {
                 let record = self.record(at_ms, &id, &method, &info, change, "refused");
                 return self.refuse(
                     record,
@@ -1093,8 +1261,8 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
         parts.headers.remove(header::ACCEPT_ENCODING);
-        parts.headers.remove("x-graphwarden-key");
-        parts.headers.remove("x-graphwarden-token");
+        parts.headers.remove(&KEY_HEADER);
+        parts.headers.remove(&TOKEN_HEADER);
         if from_bearer && inject {
             parts.headers.remove(header::AUTHORIZATION);
         }
@@ -1135,8 +1303,7 @@ impl Proxy {
             } else {
                 parts.headers.clone()
             };
-            match tokio::time::timeout(self.config.upstream_timeout, client.request(upstream)).await
-            {
+            match tokio::time::timeout(self.config.upstream_timeout, client.send(upstream)).await {
                 Ok(Ok(response)) => {
                     let transient_status = matches!(response.status().as_u16(), 502..=504);
                     if transient_status && attempt < attempts {
@@ -1148,7 +1315,7 @@ impl Proxy {
                 }
                 Ok(Err(e)) => {
                     // Never the URL: it holds the token.
-                    last_failure = if e.is_connect() {
+                    last_failure = if e == upstream::Failure::Connect {
                         "could not connect to Graph".to_owned()
                     } else {
                         "the connection to Graph failed before an answer".to_owned()
@@ -1193,27 +1360,32 @@ impl Proxy {
         // The answer.
         let (mut parts_out, body_in) = answer.into_parts();
         let status = parts_out.status.as_u16();
-        let usage = Usage::from_headers(
-            parts_out
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-        );
+        let parsed = usage_cache::usage_of(&parts_out.headers);
+        let usage = &parsed.usage;
         strip_hop_by_hop(&mut parts_out.headers);
-        let is_json = header_text(&parts_out.headers, "content-type").is_some_and(|ct| {
+        let is_json = header_text(&parts_out.headers, header::CONTENT_TYPE).is_some_and(|ct| {
             let ct = ct.to_ascii_lowercase();
             ct.contains("json") || ct.contains("javascript")
         });
         let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json);
-        let mut records = Vec::new();
-        let mut base = self.record(at_ms, &id, &method, &info, change, outcome);
-        base.http_status = status;
-        if !usage.is_empty() {
-            base.usage_pct = Some(usage.max_pct());
-            if self.config.record {
-                base.usage = serde_json::to_string(&usage).ok();
-            }
+        let mut records = Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
+        // The record armed for an abort becomes the call's record: taken when the answer
+        // streams on from here (nothing awaits before `respond` takes over), copied when it
+        // is read first (the caller may still leave meanwhile).
+        let mut base = if read {
+            armed.record.clone()
+        } else {
+            armed.record.take()
         }
+        .unwrap_or_else(|| self.record(at_ms, &id, &method, &info, change, outcome));
+        outcome.clone_into(&mut base.outcome);
+        base.http_status = status;
+        base.usage_pct = parsed.max_pct;
+        if self.config.record {
+            base.usage.clone_from(&parsed.json);
+        }
+        // Whether the gauges take this answer's usage (not when it repeats what was just seen).
+        let mut gauges = true;
         let body_out: ProxyBody = if read {
             let bytes = match read_up_to(body_in, self.config.max_buffer).await {
                 Ok(Read::Whole(b)) => b,
@@ -1231,7 +1403,7 @@ impl Proxy {
                             info.object_id.as_deref(),
                             info.use_case,
                         ),
-                        &usage,
+                        usage,
                         None,
                     );
                     records.push(base);
@@ -1306,10 +1478,10 @@ impl Proxy {
                     records.push(r);
                 }
                 // The envelope's own headers count too.
-                self.observe(&subject(&id, None, None, None), &usage, None);
+                self.observe(&subject(&id, None, None, None), usage, None);
             }
             if !batch_done {
-                envelope_error = decode_error(status, &bytes, &usage);
+                envelope_error = decode_error(status, &bytes, usage);
                 if let Some((c, sub, class)) = &envelope_error {
                     base.error_code = Some(*c);
                     base.error_subcode = *sub;
@@ -1331,7 +1503,7 @@ impl Proxy {
                         info.object_id.as_deref(),
                         info.use_case,
                     ),
-                    &usage,
+                    usage,
                     envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
                 );
                 records.push(base);
@@ -1341,7 +1513,12 @@ impl Proxy {
                     &bytes,
                     secret,
                     &id.placeholder,
-                    caller_base.as_deref().unwrap_or(""),
+                    &caller_host
+                        .as_ref()
+                        .and_then(|h| h.to_str().ok())
+                        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+                        .map(|h| format!("http://{h}"))
+                        .unwrap_or_default(),
                 ),
                 None => None,
             };
@@ -1352,25 +1529,33 @@ impl Proxy {
             }
             full(out)
         } else {
-            self.observe(
-                &subject(
-                    &id,
-                    info.ad_account.as_deref(),
-                    info.object_id.as_deref(),
-                    info.use_case,
-                ),
-                &usage,
-                None,
+            let subject = subject(
+                &id,
+                info.ad_account.as_deref(),
+                info.object_id.as_deref(),
+                info.use_case,
             );
+            gauges = usage_cache::needs_observing(
+                Arc::as_ptr(&self) as usize,
+                &subject,
+                &parsed,
+                false,
+                self.config.pacing.soft_percent,
+            );
+            if gauges {
+                self.observe(&subject, usage, None);
+            }
             records.push(base);
             body_in.map_err(|e| -> BoxError { Box::new(e) }).boxed()
         };
-        self.state.metrics().set_usage(
-            &usage,
-            id.app_id.as_deref(),
-            info.ad_account.as_deref(),
-            info.object_id.as_deref(),
-        );
+        if gauges {
+            self.state.metrics().set_usage(
+                usage,
+                id.app_id.as_deref(),
+                info.ad_account.as_deref(),
+                info.object_id.as_deref(),
+            );
+        }
         for r in &records {
             if matches!(r.error_code, Some(190 | 102))
                 && let Some(alias) = &r.token_alias
@@ -1464,7 +1649,7 @@ impl Proxy {
 }
 
 /// A body that yields `head`, then the rest of `rest`.
-fn chain_rest(head: Bytes, rest: Incoming) -> ProxyBody {
+fn chain_rest(head: Bytes, rest: Answer) -> ProxyBody {
     let head = http_body_util::Full::new(head).map_err(|never| -> BoxError { match never {} });
     let rest = rest.map_err(|e| -> BoxError { Box::new(e) });
     Chain {
@@ -1496,5 +1681,62 @@ impl http_body::Body for Chain {
             }
         }
         std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_the_least_loaded_worker_that_still_runs() {
+        let (tx0, _rx0) = tokio::sync::mpsc::unbounded_channel();
+        let (tx1, rx1) = tokio::sync::mpsc::unbounded_channel();
+        let (tx2, _rx2) = tokio::sync::mpsc::unbounded_channel();
+        let peers = Peers {
+            senders: vec![tx0, tx1, tx2],
+            loads: vec![
+                AtomicUsize::new(3),
+                AtomicUsize::new(1),
+                AtomicUsize::new(2),
+            ],
+        };
+        assert_eq!(peers.least_loaded(0), 1);
+        assert_eq!(peers.least_loaded(2), 1);
+        peers.loads[0].store(1, Ordering::Relaxed);
+        assert_eq!(
+            peers.least_loaded(0),
+            0,
+            "a tie keeps it where it was accepted"
+        );
+        drop(rx1);
+        peers.loads[0].store(5, Ordering::Relaxed);
+        assert_eq!(peers.least_loaded(0), 2, "a worker that stopped gets none");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-app-usage", HeaderValue::from_static("{}"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-app-usage"]);
+        let mut plain = HeaderMap::new();
+        plain.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 1);
     }
 }

@@ -108,6 +108,7 @@ pub struct ProxySettings {
     pub retries: usize,
     pub cache_ttl: String,
     pub workers: usize,
+    pub http2: bool,
 }
 
 impl Default for ProxySettings {
@@ -133,6 +134,7 @@ impl Default for ProxySettings {
             retries: 2,
             cache_ttl: "30s".to_owned(),
             workers: 0,
+            http2: false,
         }
     }
 }

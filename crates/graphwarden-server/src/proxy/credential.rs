@@ -10,6 +10,7 @@
 //! within it, and a token that Meta rejects is dropped from the cache at once.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -70,12 +71,19 @@ struct Cached<T> {
     at: Stopwatch,
 }
 
+/// A keyed 128-bit hash of a token.
+type TokenHash = (u64, u64);
+
 /// The caches in front of the inventory.
 pub struct Credentials {
     ttl: Duration,
     keys: Mutex<HashMap<[u8; 32], Cached<Option<ApiKey>>>>,
     stored: Mutex<HashMap<String, Cached<std::sync::Arc<Stored>>>>,
-    known: Mutex<HashMap<String, Cached<std::sync::Arc<Known>>>>,
+    /// By a keyed 128-bit hash of the token itself (two SipHash keys drawn at start), so a
+    /// token seen before is found without computing its HMAC fingerprint again; the token is
+    /// not kept.
+    known: Mutex<HashMap<TokenHash, Cached<std::sync::Arc<Known>>>>,
+    token_hash: (std::hash::RandomState, std::hash::RandomState),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -97,6 +105,7 @@ impl Credentials {
             keys: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
+            token_hash: (std::hash::RandomState::new(), std::hash::RandomState::new()),
         }
     }
 
@@ -193,13 +202,17 @@ impl Credentials {
         inventory: &Inventory,
         token: &str,
     ) -> Result<std::sync::Arc<Known>, CredentialError> {
-        let fingerprint = inventory.token_fingerprint(token)?;
+        let hash = (
+            self.token_hash.0.hash_one(token),
+            self.token_hash.1.hash_one(token),
+        );
         if let Ok(known) = self.known.lock()
-            && let Some(c) = known.get(&fingerprint)
+            && let Some(c) = known.get(&hash)
             && c.at.elapsed() < self.ttl
         {
             return Ok(std::sync::Arc::clone(&c.value));
         }
+        let fingerprint = inventory.token_fingerprint(token)?;
         let alias = inventory
             .store()
             .token_alias_by_fingerprint(&fingerprint)
@@ -225,7 +238,7 @@ impl Credentials {
                 known.clear();
             }
             known.insert(
-                fingerprint,
+                hash,
                 Cached {
                     value: std::sync::Arc::clone(&value),
                     at: Stopwatch::start(),
@@ -241,7 +254,7 @@ impl Credentials {
             stored.remove(alias);
         }
         if let (Some(fp), Ok(mut known)) = (fingerprint, self.known.lock()) {
-            known.remove(fp);
+            known.retain(|_, c| c.value.fingerprint != fp);
         }
     }
 }

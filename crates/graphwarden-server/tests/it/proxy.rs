@@ -603,3 +603,130 @@ async fn a_call_whose_caller_leaves_before_the_answer_is_still_recorded() {
     assert_eq!(calls[0].outcome, "aborted");
     assert_eq!(calls[0].path, "/{version}/me");
 }
+
+/// A plain HTTP/1.1 upstream that counts the connections it accepts. `/big` streams a body
+/// far larger than any socket buffer, slowly, until the reader goes away.
+async fn counting_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request head per turn (these calls have no body).
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end);
+                    if head.starts_with("GET /v26.0/big") {
+                        let size = 512 * 1024 * 1024;
+                        let _ = stream
+                            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n").as_bytes())
+                            .await;
+                        let block = vec![b'x'; 64 * 1024];
+                        loop {
+                            if stream.write_all(&block).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                    let body = r#"{"id":"1"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-app-usage: {{\"call_count\":3,\"total_time\":1,\"total_cputime\":1}}\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_one_cut_off_mid_answer_is_not_reused() {
+    use std::sync::atomic::Ordering;
+    let d = spawn(Default::default()).await;
+    let (upstream, accepted) = counting_upstream().await;
+    let p = d
+        .proxy(|c| {
+            c.upstream = upstream.clone();
+            c.workers = 1;
+        })
+        .await;
+    let me = format!("{}/v26.0/me?access_token=EAAnotstored", p.url);
+    for i in 0..5 {
+        let (status, headers, body) = get(&d.http, &me).await;
+        assert_eq!(status, 200, "call {i}: {body}");
+        assert_eq!(body["id"], "1");
+        assert!(headers.get("x-app-usage").is_some());
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "five calls in a row, one kept-alive connection to Graph"
+    );
+
+    // A caller that leaves in the middle of a large answer: that connection is closed, not
+    // put back half-read, and the next call gets a fresh one that works.
+    let big = reqwest::Client::new();
+    let mut r = big
+        .get(format!("{}/v26.0/big?access_token=EAAnotstored", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.chunk().await.unwrap().is_some());
+    drop(r);
+    drop(big);
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, _, body) = get(&d.http, &me).await;
+        assert_eq!(status, 200, "{body}");
+        if accepted.load(Ordering::SeqCst) >= 2 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the cut-off connection was not reused");
+    let before = accepted.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(get(&d.http, &me).await.0, 200);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        before,
+        "the new one is kept alive"
+    );
+    p.stop().await;
+
+    // `proxy.http2`: hyper_util's client (HTTP/1.1 here, as the upstream is plain HTTP).
+    let p = d
+        .proxy(|c| {
+            c.upstream = upstream.clone();
+            c.http2 = true;
+        })
+        .await;
+    let (status, _, body) = get(&d.http, &format!("{}/v26.0/me?access_token=EAAx", p.url)).await;
+    assert_eq!(status, 200, "{body}");
+    p.stop().await;
+}

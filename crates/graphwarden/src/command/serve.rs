@@ -121,6 +121,7 @@ pub fn proxy_config(cfg: &crate::config::Config) -> CliResult<graphwarden_server
         timed_proof: cfg.graph.timed_proof,
         cache_ttl: d("cache_ttl", &p.cache_ttl)?,
         workers: p.workers,
+        http2: p.http2,
     })
 }
 

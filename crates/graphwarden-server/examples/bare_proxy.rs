@@ -1,0 +1,130 @@
+//! The floor under graphwarden's Graph proxy, for `bench/proxy.sh`: the same hyper 1 server,
+//! upstream connection pool (`graphwarden_server::proxy::upstream`), worker threads and
+//! single-threaded runtimes as `graphwarden_server::proxy`, forwarding every call as it is and
+//! doing nothing else — no token lookup, no usage headers, no pacing, no metrics, no records.
+//! What graphwarden's proxy costs above this is graphwarden's own work; what this costs above
+//! nginx is the HTTP stack's.
+//!
+//! `cargo run --release -p graphwarden-server --example bare_proxy -- LISTEN UPSTREAM [WORKERS]`
+//! prints `listening on http://ADDR` once it accepts calls, and runs until killed.
+//! `BARE_HTTP2=1` uses the `proxy.http2` way to Graph (`hyper_util`'s pooled client).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use graphwarden_server::proxy::body::ProxyBody;
+use graphwarden_server::proxy::upstream::Upstream;
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+async fn forward(
+    req: Request<Incoming>,
+    upstream: Upstream,
+    base: Arc<str>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    let target = match parts.uri.path_and_query() {
+        Some(pq) => format!("{base}{pq}"),
+        None => base.to_string(),
+    };
+    parts.uri = match target.parse::<Uri>() {
+        Ok(u) => u,
+        Err(_) => return status(400),
+    };
+    parts.headers.remove(http::header::HOST);
+    let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
+    match upstream.send(request).await {
+        Ok(answer) => answer.map(|b| b.map_err(Into::into).boxed()),
+        Err(_) => status(502),
+    }
+}
+
+fn status(code: u16) -> Response<ProxyBody> {
+    let mut r = Response::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    r
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: bare_proxy LISTEN UPSTREAM [WORKERS]";
+    let listen = args.next().ok_or(usage)?;
+    let base: Arc<str> = args.next().ok_or(usage)?.trim_end_matches('/').into();
+    let workers = match args.next() {
+        Some(n) => n.parse::<usize>()?,
+        None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+    };
+    let origin: Uri = base.parse()?;
+    let http2 = std::env::var("BARE_HTTP2").is_ok_and(|v| v == "1");
+    // One listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over
+    // the workers.
+    let reuse = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseport(true)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let std = socket.listen(4096)?.into_std()?;
+        Ok(std)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let _guard = runtime.enter();
+    let first = reuse(listen.parse()?)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(reuse(addr)?);
+    }
+    println!("listening on http://{addr}");
+    let mut threads = Vec::new();
+    for listener in listeners {
+        let base = Arc::clone(&base);
+        let origin = origin.clone();
+        threads.push(std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return eprintln!("a worker could not start its runtime: {e}"),
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return eprintln!("a worker could not listen: {e}"),
+                };
+                let upstream = Upstream::new(&origin, http2);
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let upstream = upstream.clone();
+                    let base = Arc::clone(&base);
+                    let service = hyper::service::service_fn(move |req| {
+                        let upstream = upstream.clone();
+                        let base = Arc::clone(&base);
+                        async move { Ok::<_, Infallible>(forward(req, upstream, base).await) }
+                    });
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
