@@ -61,6 +61,40 @@ pub enum PaceKey {
 }
 
 impl PaceKey {
+    /// The key as one line of text (`app:ID`, `token:FINGERPRINT`, `ad_account:ID`,
+    /// `use_case:OBJECT:TYPE`), as stored; [`PaceKey::parse`] reads it back.
+    pub fn id(&self) -> String {
+        match self {
+            Self::App { app_id } => format!("app:{app_id}"),
+            Self::Token { fingerprint } => format!("token:{fingerprint}"),
+            Self::AdAccount { account_id } => format!("ad_account:{account_id}"),
+            Self::UseCase { object_id, kind } => format!("use_case:{object_id}:{kind}"),
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<Self> {
+        let (scope, rest) = id.split_once(':')?;
+        Some(match scope {
+            "app" => Self::App {
+                app_id: rest.to_owned(),
+            },
+            "token" => Self::Token {
+                fingerprint: rest.to_owned(),
+            },
+            "ad_account" => Self::AdAccount {
+                account_id: rest.to_owned(),
+            },
+            "use_case" => {
+                let (object_id, kind) = rest.rsplit_once(':')?;
+                Self::UseCase {
+                    object_id: object_id.to_owned(),
+                    kind: kind.to_owned(),
+                }
+            }
+            _ => return None,
+        })
+    }
+
     /// The Meta-shaped code and subcode a held call is refused with.
     fn throttle_code(&self) -> (i64, Option<i64>, &'static str) {
         match self {
@@ -137,6 +171,8 @@ struct KeyState {
     /// The code Meta throttled with, when a throttle error started the hold.
     meta_code: Option<(i64, Option<i64>)>,
     next_slot_ms: i64,
+    /// Changed by an observation here since the last [`Pacer::export`].
+    dirty: bool,
 }
 
 impl KeyState {
@@ -148,8 +184,25 @@ impl KeyState {
             hold: None,
             meta_code: None,
             next_slot_ms: 0,
+            dirty: false,
         }
     }
+}
+
+/// One key's state as proxy instances sharing a database exchange it: each writes what it
+/// observed ([`Pacer::export`]) and merges what the others did ([`Pacer::import`]), so a limit
+/// one instance sees holds the calls of all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedKey {
+    pub key: PaceKey,
+    pub percent: f64,
+    /// When the percentage was read (epoch ms).
+    pub observed_ms: i64,
+    /// Held until then (epoch ms; 0: not held).
+    pub held_until_ms: i64,
+    pub hold: Option<HoldCause>,
+    /// The code and subcode Meta throttled with.
+    pub meta_code: Option<(i64, Option<i64>)>,
 }
 
 /// A held call's refusal, shaped like Meta's own throttle error.
@@ -420,6 +473,7 @@ impl Pacer {
         let st = self.state(key, now_ms);
         st.percent = percent;
         st.observed_ms = now_ms;
+        st.dirty = true;
         if percent >= hard {
             if st.held_until_ms <= now_ms || st.hold == Some(HoldCause::Usage) {
                 st.held_until_ms = st.held_until_ms.max(now_ms.saturating_add(probe));
@@ -444,6 +498,7 @@ impl Pacer {
         let until = now_ms.saturating_add(ms(wait));
         let st = self.state(key, now_ms);
         st.observed_ms = now_ms;
+        st.dirty = true;
         if until > st.held_until_ms || st.hold != Some(HoldCause::Meta) {
             st.held_until_ms = st.held_until_ms.max(until);
         }
@@ -580,6 +635,73 @@ impl Pacer {
     }
 
     /// Every key's state, for metrics and the API.
+    /// The keys observations here changed since the last export, for the other instances.
+    pub fn export(&mut self) -> Vec<SharedKey> {
+        self.keys
+            .iter_mut()
+            .filter(|(_, st)| st.dirty)
+            .map(|(key, st)| {
+                st.dirty = false;
+                SharedKey {
+                    key: key.clone(),
+                    percent: st.percent,
+                    observed_ms: st.observed_ms,
+                    held_until_ms: st.held_until_ms,
+                    hold: st.hold,
+                    meta_code: st.meta_code,
+                }
+            })
+            .collect()
+    }
+
+    /// Merge what other instances observed: a newer percentage replaces an older one (and
+    /// ends a hold that came from the percentage alone when it fell below the hard threshold,
+    /// as an answer here would); a hold that runs longer than this instance's is taken over,
+    /// Meta's own holds winning over usage holds. Imported state is not exported again.
+    pub fn import(&mut self, now_ms: i64, shared: &[SharedKey]) {
+        let hard = self.config.hard_percent;
+        for s in shared {
+            if !self.keys.contains_key(&s.key) {
+                if self.keys.len() >= MAX_KEYS {
+                    continue;
+                }
+                let mut fresh = KeyState::new(now_ms);
+                fresh.observed_ms = i64::MIN;
+                self.keys.insert(s.key.clone(), fresh);
+            }
+            let Some(st) = self.keys.get_mut(&s.key) else {
+                continue;
+            };
+            if s.observed_ms > st.observed_ms {
+                st.percent = s.percent;
+                st.observed_ms = s.observed_ms;
+                if s.percent < hard && st.hold == Some(HoldCause::Usage) {
+                    st.held_until_ms = 0;
+                    st.hold = None;
+                }
+            }
+            if s.held_until_ms > now_ms {
+                match s.hold {
+                    Some(HoldCause::Meta) => {
+                        st.held_until_ms = st.held_until_ms.max(s.held_until_ms);
+                        st.hold = Some(HoldCause::Meta);
+                        if s.meta_code.is_some() {
+                            st.meta_code = s.meta_code;
+                        }
+                    }
+                    Some(HoldCause::Usage)
+                        if st.hold != Some(HoldCause::Meta)
+                            && (s.percent >= hard || st.percent >= hard) =>
+                    {
+                        st.held_until_ms = st.held_until_ms.max(s.held_until_ms);
+                        st.hold = Some(HoldCause::Usage);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     pub fn snapshot(&self, now_ms: i64) -> Vec<KeyView> {
         let mut out: Vec<KeyView> = self
             .keys
@@ -765,6 +887,95 @@ mod tests {
             }
         );
         assert_eq!(p.decide(120_000, &keys, PATIENCE), Decision::Go);
+    }
+
+    #[test]
+    fn instances_share_what_they_observe() {
+        let mut a = Pacer::new(PacingConfig::default());
+        let mut b = Pacer::new(PacingConfig::default());
+        let keys = subject().keys();
+        // A sees Meta block the ad account's use case; B, which never saw it, holds too.
+        a.observe(
+            0,
+            &subject(),
+            &usage(&[(
+                "x-business-use-case-usage",
+                r#"{"42":[{"type":"ads_management","call_count":100,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":2}]}"#,
+            )]),
+            Some((80004, Some(2_446_079))),
+        );
+        let shared = a.export();
+        assert!(!shared.is_empty());
+        assert!(a.export().is_empty(), "exported once");
+        assert_eq!(b.decide(10, &keys, PATIENCE), Decision::Go);
+        b.import(10, &shared);
+        match b.decide(10, &keys, PATIENCE) {
+            Decision::Refuse(r) => {
+                assert_eq!((r.code, r.subcode), (80004, Some(2_446_079)));
+                assert!(r.retry_after > Duration::from_secs(100));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(b.export().is_empty(), "imported state is not sent back");
+
+        // A usage hold from the percentage alone ends on either side when a newer answer
+        // says the key cooled.
+        let hot = usage(&[(
+            "x-app-usage",
+            r#"{"call_count":97,"total_time":1,"total_cputime":1}"#,
+        )]);
+        let cool = usage(&[(
+            "x-app-usage",
+            r#"{"call_count":20,"total_time":1,"total_cputime":1}"#,
+        )]);
+        let app = [PaceKey::App { app_id: "1".into() }];
+        a.observe(200_000, &subject(), &hot, None);
+        b.import(200_000, &a.export());
+        assert!(matches!(
+            b.decide(200_001, &app, Duration::ZERO),
+            Decision::Refuse(_)
+        ));
+        a.observe(201_000, &subject(), &cool, None);
+        b.import(201_000, &a.export());
+        assert_eq!(b.decide(201_001, &app, Duration::ZERO), Decision::Go);
+        // An older reading never overwrites a newer one.
+        b.observe(202_000, &subject(), &hot, None);
+        b.import(
+            202_000,
+            &[SharedKey {
+                key: app[0].clone(),
+                percent: 10.0,
+                observed_ms: 150_000,
+                held_until_ms: 0,
+                hold: None,
+                meta_code: None,
+            }],
+        );
+        assert!(matches!(
+            b.decide(202_001, &app, Duration::ZERO),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn pace_keys_round_trip_as_text() {
+        for key in [
+            PaceKey::App { app_id: "1".into() },
+            PaceKey::Token {
+                fingerprint: "abc".into(),
+            },
+            PaceKey::AdAccount {
+                account_id: "42".into(),
+            },
+            PaceKey::UseCase {
+                object_id: "42".into(),
+                kind: "ads_management".into(),
+            },
+        ] {
+            assert_eq!(PaceKey::parse(&key.id()), Some(key));
+        }
+        assert_eq!(PaceKey::parse("nonsense"), None);
+        assert_eq!(PaceKey::parse("use_case:nokind"), None);
     }
 
     #[test]

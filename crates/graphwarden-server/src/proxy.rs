@@ -82,6 +82,10 @@ pub struct ProxyConfig {
     /// Offer HTTP/2 to Graph (by ALPN, through `hyper_util`'s pooled client) instead of
     /// graphwarden's own pool of HTTP/1.1 connections.
     pub http2: bool,
+    /// How often this instance exchanges pacing state with the others on the same database
+    /// (zero: never; it then paces on its own answers only). `graphwarden serve` sets zero on
+    /// SQLite, where one instance runs.
+    pub pacing_sync: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -102,6 +106,7 @@ impl Default for ProxyConfig {
             cache_ttl: Duration::from_secs(30),
             workers: 0,
             http2: false,
+            pacing_sync: Duration::from_secs(1),
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct Proxy {
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// When an inspection was last started for a token refused by Meta, by alias.
     inspected: Mutex<HashMap<String, Stopwatch>>,
+    /// This instance's name in the shared pacing rows.
+    instance: String,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -456,6 +463,7 @@ impl Proxy {
             recorder: Mutex::new(recorder),
             writer: Mutex::new(writer),
             inspected: Mutex::new(HashMap::new()),
+            instance: format!("proxy-{:016x}", rand::random::<u64>()),
             upstream_base,
             upstream_origin,
             upstream_uri: uri,
@@ -556,7 +564,12 @@ impl Proxy {
             }
         }
         drop(listener);
+        let sync = (self.config.pacing_sync > Duration::ZERO)
+            .then(|| tokio::spawn(Arc::clone(&self).share_pacing()));
         shutdown.await;
+        if let Some(sync) = sync {
+            sync.abort();
+        }
         let _ = stop_tx.send(true);
         for done in finished {
             let _ = done.await;
@@ -688,6 +701,53 @@ impl Proxy {
                 tracing::debug!(error = %e, "A proxy connection ended with an error.");
             }
         });
+    }
+
+    /// Exchange pacing state with the other instances on the same database, every
+    /// `pacing_sync`: write the keys this instance's answers changed, merge what the others
+    /// wrote since the last turn. Rows not updated for an hour are deleted.
+    async fn share_pacing(self: Arc<Self>) {
+        let every = self.config.pacing_sync;
+        let store = Arc::clone(self.state.inventory().store());
+        let mut since = self.state.clock().now_ms() - 3_600_000;
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = self.state.clock().now_ms();
+            let mine = self
+                .pacer
+                .lock()
+                .map(|mut p| p.export())
+                .unwrap_or_default();
+            let result = async {
+                store
+                    .share_pacing(&self.instance, &mine, now, now - 3_600_000)
+                    .await?;
+                // A margin for clocks that differ between hosts.
+                store.shared_pacing(&self.instance, since - 5_000).await
+            }
+            .await;
+            match result {
+                Ok(theirs) => {
+                    if failing {
+                        tracing::info!("Pacing state is shared with the other instances again.");
+                        failing = false;
+                    }
+                    since = now;
+                    if !theirs.is_empty()
+                        && let Ok(mut p) = self.pacer.lock()
+                    {
+                        p.import(now, &theirs);
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "Pacing state could not be shared with the other instances; this one paces on its own answers until the database answers again.");
+                        failing = true;
+                    }
+                }
+            }
+        }
     }
 
     /// What the call-record writer has done (`None` when recording is off).

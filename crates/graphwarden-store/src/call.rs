@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use graphwarden_core::call::CallRecord;
+use graphwarden_core::pacing::SharedKey;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -144,6 +145,17 @@ pub trait CallStore: Send + Sync {
     /// returns how many of each.
     async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64)
     -> Result<(u64, u64)>;
+    /// Write the pacing keys this proxy instance changed (its own rows, replaced), at
+    /// `now_ms`, and delete every instance's rows not updated since `forget_before_ms`.
+    async fn share_pacing(
+        &self,
+        instance: &str,
+        keys: &[SharedKey],
+        now_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<()>;
+    /// The pacing rows other instances wrote at or after `since_ms`.
+    async fn shared_pacing(&self, instance: &str, since_ms: i64) -> Result<Vec<SharedKey>>;
 }
 
 #[cfg(test)]

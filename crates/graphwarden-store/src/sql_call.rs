@@ -7,6 +7,7 @@ macro_rules! impl_call_store {
         mod call_sql {
             use async_trait::async_trait;
             use graphwarden_core::call::{CallRecord, ChangeType};
+            use graphwarden_core::pacing::{HoldCause, PaceKey, SharedKey};
             use sqlx::Row as _;
 
             use $crate::call::{CallStore, QualityScore, QualityTrend, Rollup};
@@ -229,6 +230,80 @@ macro_rules! impl_call_store {
                         .rows_affected();
                     tx.commit().await?;
                     Ok((calls, rollups))
+                }
+
+                async fn share_pacing(
+                    &self,
+                    instance: &str,
+                    keys: &[SharedKey],
+                    now_ms: i64,
+                    forget_before_ms: i64,
+                ) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    for k in keys {
+                        sqlx::query(
+                            "INSERT INTO pacing_keys (key, instance, percent, observed_at, held_until, \
+                               hold, meta_code, meta_subcode, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                             ON CONFLICT (key, instance) DO UPDATE SET percent = excluded.percent, \
+                               observed_at = excluded.observed_at, held_until = excluded.held_until, \
+                               hold = excluded.hold, meta_code = excluded.meta_code, \
+                               meta_subcode = excluded.meta_subcode, updated_at = excluded.updated_at",
+                        )
+                        .bind(k.key.id())
+                        .bind(instance)
+                        .bind(k.percent)
+                        .bind(k.observed_ms)
+                        .bind(k.held_until_ms)
+                        .bind(k.hold.map(|h| match h {
+                            HoldCause::Usage => "usage",
+                            HoldCause::Meta => "meta",
+                        }))
+                        .bind(k.meta_code.map(|(c, _)| c))
+                        .bind(k.meta_code.and_then(|(_, s)| s))
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query("DELETE FROM pacing_keys WHERE updated_at < $1")
+                        .bind(forget_before_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn shared_pacing(&self, instance: &str, since_ms: i64) -> Result<Vec<SharedKey>> {
+                    let rows = sqlx::query(
+                        "SELECT key, percent, observed_at, held_until, hold, meta_code, meta_subcode \
+                         FROM pacing_keys WHERE instance <> $1 AND updated_at >= $2",
+                    )
+                    .bind(instance)
+                    .bind(since_ms)
+                    .fetch_all(self.reader())
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let id: String = row.try_get("key")?;
+                        // A key this version cannot read (a newer instance's) is skipped.
+                        let Some(key) = PaceKey::parse(&id) else { continue };
+                        let hold: Option<String> = row.try_get("hold")?;
+                        let code: Option<i64> = row.try_get("meta_code")?;
+                        let subcode: Option<i64> = row.try_get("meta_subcode")?;
+                        out.push(SharedKey {
+                            key,
+                            percent: row.try_get("percent")?,
+                            observed_ms: row.try_get("observed_at")?,
+                            held_until_ms: row.try_get("held_until")?,
+                            hold: match hold.as_deref() {
+                                Some("usage") => Some(HoldCause::Usage),
+                                Some("meta") => Some(HoldCause::Meta),
+                                _ => None,
+                            },
+                            meta_code: code.map(|c| (c, subcode)),
+                        });
+                    }
+                    Ok(out)
                 }
             }
         }

@@ -109,6 +109,7 @@ pub struct ProxySettings {
     pub cache_ttl: String,
     pub workers: usize,
     pub http2: bool,
+    pub pacing_sync: String,
 }
 
 impl Default for ProxySettings {
@@ -135,6 +136,7 @@ impl Default for ProxySettings {
             cache_ttl: "30s".to_owned(),
             workers: 0,
             http2: false,
+            pacing_sync: "1s".to_owned(),
         }
     }
 }

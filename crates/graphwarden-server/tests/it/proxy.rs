@@ -396,6 +396,57 @@ async fn after_metas_throttle_error_calls_are_held_and_never_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_one_database_share_their_pacing() {
+    let d = spawn(Default::default()).await;
+    let bot = token(&d, "bot-never-expires");
+    let direct = format!("{}/v26.0/{}?access_token={bot}", d.sim.url(), account());
+    loop {
+        let (status, _, _) = get(&d.http, &direct).await;
+        if status != 200 {
+            break;
+        }
+    }
+    let sync = |c: &mut graphwarden_server::ProxyConfig| {
+        c.pacing_sync = Duration::from_millis(50);
+    };
+    let a = d.proxy(sync).await;
+    let b = d.proxy(sync).await;
+    // Instance A meets Meta's block on the ad account…
+    let (status, headers, body) = get(
+        &d.http,
+        &format!("{}/v26.0/{}?access_token={bot}", a.url, account()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        headers.get("x-graphwarden-paced").is_none(),
+        "Meta's own: {body}"
+    );
+    assert_eq!(body["error"]["code"], 17);
+    // …and instance B, which never saw it, holds that account's calls within a few syncs.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sent = d.sim.simulator().calls().len();
+    let (status, headers, body) = get(
+        &d.http,
+        &format!("{}/v26.0/{}?access_token={bot}", b.url, account()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(headers["x-graphwarden-paced"], "refused", "{body}");
+    assert_eq!(body["error"]["code"], 17);
+    assert_eq!(
+        d.sim.simulator().calls().len(),
+        sent,
+        "B's call never reached Meta"
+    );
+    // Other keys still flow through B.
+    let (status, _, body) = get(&d.http, &format!("{}/v26.0/me?access_token={bot}", b.url)).await;
+    assert_eq!(status, 200, "{body}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_190_on_a_proxied_call_inspects_the_token_at_once() {
     let d = spawn(Default::default()).await;
     d.check().await;

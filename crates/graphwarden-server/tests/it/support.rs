@@ -291,6 +291,8 @@ impl Daemon {
             max_wait: Duration::from_millis(500),
             upstream_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
+            // One instance unless a test runs two (`pacing_sync` then shares their pacing).
+            pacing_sync: Duration::ZERO,
             ..graphwarden_server::ProxyConfig::default()
         };
         config.pacing.max_spacing = Duration::from_millis(20);

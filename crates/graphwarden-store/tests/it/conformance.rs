@@ -1431,3 +1431,60 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     assert_eq!((calls_deleted, rollups_deleted), (901, 1));
     assert_eq!(db.call_count().await.unwrap(), 2);
 }
+
+pub async fn pacing_state_is_shared_between_instances(store: &TestStore) {
+    use graphwarden_core::pacing::{HoldCause, PaceKey, SharedKey};
+    let inv = store.initialize().await;
+    let db = inv.store();
+    let app = PaceKey::App {
+        app_id: "1".into(),
+    };
+    let use_case = PaceKey::UseCase {
+        object_id: "42".into(),
+        kind: "ads_management".into(),
+    };
+    let shared = |key: &PaceKey, percent: f64, held: i64, hold: Option<HoldCause>| SharedKey {
+        key: key.clone(),
+        percent,
+        observed_ms: 1_000,
+        held_until_ms: held,
+        hold,
+        meta_code: hold
+            .filter(|h| *h == HoldCause::Meta)
+            .map(|_| (80004, Some(2_446_079))),
+    };
+    db.share_pacing(
+        "a",
+        &[
+            shared(&app, 40.5, 0, None),
+            shared(&use_case, 100.0, 90_000, Some(HoldCause::Meta)),
+        ],
+        1_000,
+        0,
+    )
+    .await
+    .unwrap();
+    // An instance never reads its own rows back; others read them.
+    assert!(db.shared_pacing("a", 0).await.unwrap().is_empty());
+    let mut seen = db.shared_pacing("b", 0).await.unwrap();
+    seen.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(
+        seen,
+        vec![
+            shared(&app, 40.5, 0, None),
+            shared(&use_case, 100.0, 90_000, Some(HoldCause::Meta)),
+        ]
+    );
+    // A newer write replaces the instance's row; only rows since `since` are read.
+    db.share_pacing("a", &[shared(&app, 60.0, 0, None)], 5_000, 0)
+        .await
+        .unwrap();
+    let newer = db.shared_pacing("b", 4_000).await.unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].percent, 60.0);
+    // Rows nobody updated are forgotten.
+    db.share_pacing("b", &[], 10_000, 4_000).await.unwrap();
+    let left = db.shared_pacing("c", 0).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].key, app);
+}

@@ -56,4 +56,5 @@ on_both_backends!(
     jobs_keep_their_next_run_and_one_claimant,
     alert_state_outbox_and_silences_round_trip,
     call_records_and_rollups_round_trip_and_prune,
+    pacing_state_is_shared_between_instances,
 );

@@ -122,6 +122,7 @@ pub fn proxy_config(cfg: &crate::config::Config) -> CliResult<graphwarden_server
         cache_ttl: d("cache_ttl", &p.cache_ttl)?,
         workers: p.workers,
         http2: p.http2,
+        pacing_sync: d("pacing_sync", &p.pacing_sync)?,
     })
 }
 
@@ -220,7 +221,11 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         .or_else(|| Some(cfg.proxy.listen.trim().to_owned()).filter(|l| !l.is_empty()));
     let proxy = match &proxy_listen {
         Some(addr) => {
-            let config = proxy_config(cfg)?;
+            let mut config = proxy_config(cfg)?;
+            if state.inventory().store().backend() == graphwarden_store::Backend::Sqlite {
+                // One instance per SQLite database: no one to share pacing with.
+                config.pacing_sync = Duration::ZERO;
+            }
             let proxy =
                 graphwarden_server::Proxy::new(state.clone(), config).map_err(CliError::config)?;
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
