@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 const QUEUE: usize = 100_000;
 /// Records per transaction at most.
 const BATCH: usize = 2_000;
-/// How long the writer gathers a batch after its first record.
-const GATHER: Duration = Duration::from_millis(200);
+/// How long the writer lets a batch gather after its first record.
+const GATHER: Duration = Duration::from_millis(100);
 /// Attempts per batch before it is counted lost.
 const ATTEMPTS: u32 = 5;
 
@@ -98,15 +98,16 @@ async fn write_loop(
     let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        let deadline = tokio::time::sleep(GATHER);
-        tokio::pin!(deadline);
+        // Let the batch gather while this task sleeps: a sleeping task is not woken by each
+        // record sent (waiting on the channel, it would be, from another thread, for nearly
+        // every call). Then take what came.
+        if batch.len() < BATCH && rx.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+        }
         while batch.len() < BATCH {
-            tokio::select! {
-                next = rx.recv() => match next {
-                    Some(r) => batch.push(r),
-                    None => break,
-                },
-                () = &mut deadline => break,
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
             }
         }
         write(&inventory, &mut batch, &stats).await;
