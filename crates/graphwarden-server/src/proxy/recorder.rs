@@ -16,7 +16,7 @@ const QUEUE: usize = 100_000;
 /// Records per transaction at most.
 const BATCH: usize = 2_000;
 /// How long the writer lets a batch gather after its first record.
-const GATHER: Duration = Duration::from_millis(100);
+const GATHER: Duration = Duration::from_millis(25);
 /// Attempts per batch before it is counted lost.
 const ATTEMPTS: u32 = 5;
 
