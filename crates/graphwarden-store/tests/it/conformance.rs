@@ -1436,9 +1436,7 @@ pub async fn pacing_state_is_shared_between_instances(store: &TestStore) {
     use graphwarden_core::pacing::{HoldCause, PaceKey, SharedKey};
     let inv = store.initialize().await;
     let db = inv.store();
-    let app = PaceKey::App {
-        app_id: "1".into(),
-    };
+    let app = PaceKey::App { app_id: "1".into() };
     let use_case = PaceKey::UseCase {
         object_id: "42".into(),
         kind: "ads_management".into(),
