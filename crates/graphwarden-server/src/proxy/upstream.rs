@@ -115,7 +115,15 @@ pub struct Pool {
 impl Pool {
     async fn sender(&self) -> Result<SendRequest<ProxyBody>, Failure> {
         loop {
-            let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            // The most recent connection that is ready already: one put back an instant ago
+            // may not be (its task has not yet seen the answer end), and waiting for it costs
+            // a wake-up per call.
+            let next = self.idle.lock().ok().and_then(|mut idle| {
+                match idle.iter().rposition(|(s, _)| s.is_ready()) {
+                    Some(at) => Some(idle.swap_remove(at)),
+                    None => idle.pop(),
+                }
+            });
             let Some((mut sender, since)) = next else {
                 break;
             };
