@@ -49,39 +49,32 @@ impl Rollup {
         }
     }
 
-    fn same_row(&self, other: &Self) -> bool {
-        self.minute_ms == other.minute_ms
-            && self.token_alias == other.token_alias
-            && self.app_id == other.app_id
-            && self.account == other.account
-            && self.path == other.path
-            && self.error_class == other.error_class
-            && self.error_code == other.error_code
-    }
-
     /// Fold `calls` into as few rows as they make.
     pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
-        let mut rows: std::collections::HashMap<RollupKey, Self> = std::collections::HashMap::new();
+        // Keyed by borrowed fields: a call adding to a row seen already allocates nothing.
+        type Borrowed<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
+        let mut rows: std::collections::HashMap<Borrowed<'_>, Self> =
+            std::collections::HashMap::new();
         for call in calls {
-            let r = Self::of(call);
             let key = (
-                r.minute_ms,
-                r.token_alias.clone(),
-                r.app_id.clone(),
-                r.account.clone(),
-                r.path.clone(),
-                r.error_class.clone(),
-                r.error_code,
+                call.at_ms - call.at_ms.rem_euclid(60_000),
+                call.token_alias.as_deref().unwrap_or_default(),
+                call.app_id.as_deref().unwrap_or_default(),
+                call.object_id.as_deref().unwrap_or_default(),
+                call.path.as_str(),
+                call.error_class.as_deref().unwrap_or_default(),
+                call.error_code.unwrap_or(0),
             );
             match rows.get_mut(&key) {
                 Some(row) => {
-                    debug_assert!(row.same_row(&r));
-                    row.calls += r.calls;
-                    row.refused += r.refused;
-                    row.duration_us += r.duration_us;
-                    row.max_usage_pct = row.max_usage_pct.max(r.max_usage_pct);
+                    row.calls += 1;
+                    row.refused += i64::from(call.outcome == "refused");
+                    row.duration_us += call.duration_us;
+                    row.max_usage_pct = row.max_usage_pct.max(call.usage_pct.unwrap_or(0.0));
                 }
                 None => {
+                    let r = Self::of(call);
+                    debug_assert_eq!(r.minute_ms, key.0);
                     rows.insert(key, r);
                 }
             }
@@ -123,9 +116,6 @@ pub struct QualityTrend {
     pub latest: QualityScore,
     pub previous: Option<f64>,
 }
-
-/// A rollup row's key columns.
-type RollupKey = (i64, String, String, String, String, String, i64);
 
 #[async_trait]
 pub trait CallStore: Send + Sync {
