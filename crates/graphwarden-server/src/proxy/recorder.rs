@@ -11,8 +11,9 @@ use graphwarden_store::{Inventory, Rollup};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// How many records wait in memory at most before senders wait for the writer.
-const QUEUE: usize = 100_000;
+/// How many records wait in memory at most before new calls wait for the writer (about 20 MB;
+/// over half a second of calls at the rates `bench/proxy.sh` reaches).
+const QUEUE: usize = 32_768;
 /// Records per transaction at most.
 const BATCH: usize = 2_000;
 /// How long the writer lets a batch gather after its first record.
