@@ -73,24 +73,25 @@ macro_rules! impl_call_store {
                         let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                             "INSERT INTO calls ({CALL_COLUMNS}) "
                         ));
+                        // Borrowed binds: the batch's strings are not copied again.
                         q.push_values(chunk, |mut b, c| {
                             b.push_bind(c.at_ms)
-                                .push_bind(c.token_alias.clone())
-                                .push_bind(c.token_fingerprint.clone())
-                                .push_bind(c.app_id.clone())
-                                .push_bind(c.method.clone())
-                                .push_bind(c.path.clone())
-                                .push_bind(c.object_id.clone())
+                                .push_bind(c.token_alias.as_deref())
+                                .push_bind(c.token_fingerprint.as_deref())
+                                .push_bind(c.app_id.as_deref())
+                                .push_bind(c.method.as_str())
+                                .push_bind(c.path.as_str())
+                                .push_bind(c.object_id.as_deref())
                                 .push_bind(c.change.as_str())
                                 .push_bind(i64::from(c.http_status))
                                 .push_bind(c.error_code)
                                 .push_bind(c.error_subcode)
-                                .push_bind(c.error_class.clone())
+                                .push_bind(c.error_class.as_deref())
                                 .push_bind(c.duration_us)
                                 .push_bind(c.usage_pct)
-                                .push_bind(c.usage.clone())
+                                .push_bind(c.usage.as_deref())
                                 .push_bind(c.batch_index.map(i64::from))
-                                .push_bind(c.outcome.clone());
+                                .push_bind(c.outcome.as_str());
                         });
                         q.build().execute(&mut *tx).await?;
                     }
