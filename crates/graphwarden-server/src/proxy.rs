@@ -10,7 +10,8 @@
 //! stored token is refused with 190, and records the call through the batching writer.
 //!
 //! Bodies: requests stream upstream, except form bodies (read, up to `max_body`, to find the
-//! token and the batch). Answers stream back, except errors and batches (read, to decode
+//! token and the batch) and the JSON bodies of writes (read, up to `max_body`, for the names
+//! that say what an update changes, then passed on as they came). Answers stream back, except errors and batches (read, to decode
 //! them), and answers to callers that hold no token, which are read so the stored token
 //! can be scrubbed out of `paging.next` links. Graph is asked for uncompressed answers so
 //! that what is read can be decoded.
@@ -60,7 +61,7 @@ pub struct ProxyConfig {
     pub max_wait: Duration,
     /// Record every call in the database.
     pub record: bool,
-    /// The largest form body read (and request body passed on), in bytes.
+    /// The largest form or JSON body read (and request body passed on), in bytes.
     pub max_body: usize,
     /// The largest answer read into memory (errors, batches, answers that must be scrubbed).
     pub max_buffer: usize,
@@ -960,27 +961,36 @@ impl Proxy {
         let caller_host = parts.headers.get(header::HOST).cloned();
 
         // A form body is read: it may hold the token, the batch, and what an update changes.
-        let is_form = header_text(&parts.headers, header::CONTENT_TYPE).is_some_and(|ct| {
-            ct.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        // So is the JSON body of a write (the Node SDK's): its top-level names say what an
+        // update changes; it is passed on as it came.
+        let content_type = header_text(&parts.headers, header::CONTENT_TYPE)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+        let is_json_write = content_type.starts_with("application/json")
+            && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut form: Option<Vec<(String, String)>> = None;
+        let mut json_body: Option<(Bytes, Vec<String>)> = None;
         let mut stream_body: Option<Incoming> = None;
-        if is_form {
+        if is_form || is_json_write {
+            let refused = |outcome: &str| {
+                self.record(at_ms, &id, &method, &info, call::ChangeType::Read, outcome)
+            };
             match read_up_to(body, self.config.max_body).await {
+                Ok(Read::Whole(bytes)) if is_json_write => {
+                    // Names only; a body that is not a JSON object still goes on to Graph,
+                    // which answers it.
+                    let names = match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(Value::Object(map)) => map.keys().cloned().collect(),
+                        _ => Vec::new(),
+                    };
+                    json_body = Some((bytes, names));
+                }
                 Ok(Read::Whole(bytes)) => match std::str::from_utf8(&bytes) {
                     Ok(text) => form = Some(form_pairs(text)),
                     Err(_) => {
-                        let record = self.record(
-                            at_ms,
-                            &id,
-                            &method,
-                            &info,
-                            call::ChangeType::Read,
-                            "refused",
-                        );
                         return self.refuse(
-                            record,
+                            refused("refused"),
                             StatusCode::BAD_REQUEST,
                             100,
                             None,
@@ -991,29 +1001,13 @@ impl Proxy {
                     }
                 },
                 Ok(Read::Partial(..)) => {
-                    let record = self.record(
-                        at_ms,
-                        &id,
-                        &method,
-                        &info,
-                        call::ChangeType::Read,
-                        "refused",
-                    );
-                    return self.refuse(record, StatusCode::PAYLOAD_TOO_LARGE, 100, None, "bad_request",
+                    return self.refuse(refused("refused"), StatusCode::PAYLOAD_TOO_LARGE, 100, None, "bad_request",
                         &format!("(#100) The request body is larger than graphwarden's proxy.max_body_bytes ({} bytes).", self.config.max_body), watch);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "A caller went away while sending its request body.");
-                    let record = self.record(
-                        at_ms,
-                        &id,
-                        &method,
-                        &info,
-                        call::ChangeType::Read,
-                        "aborted",
-                    );
                     return self.refuse(
-                        record,
+                        refused("aborted"),
                         StatusCode::BAD_REQUEST,
                         100,
                         None,
@@ -1060,6 +1054,11 @@ impl Proxy {
             let names: Vec<String> = form_urlencoded::parse(raw_query.as_bytes())
                 .map(|(k, _)| k.into_owned())
                 .chain(form.iter().flatten().map(|(k, _)| k.clone()))
+                .chain(
+                    json_body
+                        .iter()
+                        .flat_map(|(_, names)| names.iter().cloned()),
+                )
                 .collect();
             call::change_type(&method, &info, names.iter().map(String::as_str))
         };
@@ -1326,7 +1325,11 @@ impl Proxy {
         if from_bearer && inject {
             parts.headers.remove(header::AUTHORIZATION);
         }
-        let request_body: Option<Bytes> = form.as_ref().map(|f| Bytes::from(encode_pairs(f)));
+        let request_body: Option<Bytes> = match (&form, json_body) {
+            (Some(f), _) => Some(Bytes::from(encode_pairs(f))),
+            (None, Some((bytes, _))) => Some(bytes),
+            (None, None) => None,
+        };
         if request_body.is_some() {
             parts.headers.remove(header::CONTENT_LENGTH);
         }

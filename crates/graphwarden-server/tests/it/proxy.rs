@@ -84,13 +84,37 @@ async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorde
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
+    // The same as JSON (the Node SDK's way): the body goes on as it came, and its names
+    // still say what the update changes.
+    let r = d
+        .http
+        .post(format!(
+            "{}/v26.0/700000000000001?access_token={ana}",
+            p.url
+        ))
+        .json(&json!({"status": "PAUSED"}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(status.as_u16() < 500, "{status}: {text}");
+    let sent = d.sim.simulator().calls();
+    assert!(
+        sent.last().unwrap().params.iter().any(|p| p == "status"),
+        "the JSON body reached Graph: {:?}",
+        sent.last().unwrap().params
+    );
+
     p.stop().await;
     let calls = d.inventory.store().recent_calls(None, 10).await.unwrap();
     assert_eq!(
         calls.len(),
-        3,
+        4,
         "every call is recorded, none lost at shutdown"
     );
+    assert_eq!(calls[0].change, ChangeType::StatusChange, "{:?}", calls[0]);
+    let calls = &calls[1..];
     let budget = &calls[0];
     assert_eq!(budget.change, ChangeType::BudgetChange);
     assert_eq!(budget.path, "/{version}/{id}");
@@ -547,6 +571,25 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     assert_eq!(r.status(), 413);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], 100);
+    // So is a JSON body too large, and one that is not JSON goes on for Graph to answer.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/me?access_token={bot}", p.url))
+        .header("content-type", "application/json")
+        .body(format!("{{\"x\":\"{}\"}}", "a".repeat(10_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = d
+        .http
+        .post(format!("{}/v26.0/me?access_token={bot}", p.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().as_u16() < 500, "{}", r.status());
     // Not UTF-8.
     let r = d
         .http
