@@ -77,8 +77,28 @@ pub enum Command {
     Silence(SilenceCommand),
     /// Graph calls made through the proxy: volume, errors by class and code, time, usage.
     Usage(UsageArgs),
+    /// Find Meta tokens and app secrets in files and git history, match them against the
+    /// inventory, and say which are live. Never prints a whole secret; exits 1 when any is
+    /// found.
+    Scan(ScanArgs),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan (directories recursively, skipping `.git`, `target`,
+    /// `node_modules` and `.venv`, binary files and files over 16 MiB).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Also scan every commit of the git repositories the paths are in (the lines each added).
+    #[arg(long)]
+    pub git: bool,
+    /// Do not ask Meta whether what was found is live.
+    #[arg(long)]
+    pub no_check: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod key;
 mod login;
 mod pages;
 mod renew;
+mod scan;
 mod serve;
 mod silence;
 mod sim;
@@ -366,6 +367,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Jobs(args) => jobs::run(&ctx, args).await,
         Command::Silence(command) => silence::run(&ctx, command).await,
         Command::Usage(args) => usage::run(&ctx, args).await,
+        Command::Scan(args) => scan::run(&ctx, args).await,
         Command::Sim(_) => Ok(0),
     }
 }

@@ -10,6 +10,7 @@ mod postgres;
 mod proxy;
 mod renewal;
 mod rotation;
+mod scan;
 mod secrets;
 mod serve;
 mod sim;
