@@ -81,8 +81,22 @@ pub enum Command {
     /// inventory, and say which are live. Never prints a whole secret; exits 1 when any is
     /// found.
     Scan(ScanArgs),
+    /// Show what revoking a stored token would break, then revoke it through Meta and mark it
+    /// and the tokens derived from it.
+    Revoke(RevokeArgs),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The stored token.
+    pub alias: String,
+    /// Only show what would break: derived tokens, consumer keys, recent calls.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +111,10 @@ pub struct ScanArgs {
     /// Do not ask Meta whether what was found is live.
     #[arg(long)]
     pub no_check: bool,
+    /// Revoke, through Meta, every stored user or system-user token found live (as
+    /// `graphwarden revoke` does, with the tokens derived from them).
+    #[arg(long, conflicts_with = "no_check")]
+    pub revoke: bool,
     #[arg(long)]
     pub json: bool,
 }

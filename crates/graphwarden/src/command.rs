@@ -10,6 +10,7 @@ mod key;
 mod login;
 mod pages;
 mod renew;
+mod revoke;
 mod scan;
 mod serve;
 mod silence;
@@ -368,6 +369,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Silence(command) => silence::run(&ctx, command).await,
         Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args).await,
+        Command::Revoke(args) => revoke::run(&ctx, args).await,
         Command::Sim(_) => Ok(0),
     }
 }

@@ -81,6 +81,8 @@ struct Finding {
 #[derive(Debug, Serialize)]
 struct Report {
     findings: Vec<Finding>,
+    /// Stored tokens revoked by `--revoke`.
+    revoked: Vec<String>,
     files_scanned: usize,
     commits_scanned: usize,
 }
@@ -477,7 +479,43 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
         findings.push(finding);
     }
 
+    let mut revoked = Vec::new();
+    if args.revoke {
+        let mut live: Vec<String> = findings
+            .iter()
+            .filter(|f| f.live == Some(true))
+            .filter_map(|f| f.alias.clone())
+            .collect();
+        live.sort();
+        live.dedup();
+        for alias in live {
+            let Ok(parsed) = TokenAlias::parse(&alias) else {
+                continue;
+            };
+            let token = inventory.token(&parsed).await.map_err(CliError::from)?;
+            match super::revoke::revoke_stored(ctx, &inventory, &token).await {
+                Ok(()) => {
+                    let now = inventory.token(&parsed).await.map_err(CliError::from)?;
+                    eprintln!(
+                        "Revoked `{alias}` through Meta; it is now {}.",
+                        now.status.as_str()
+                    );
+                    for f in findings
+                        .iter_mut()
+                        .filter(|f| f.alias.as_deref() == Some(alias.as_str()))
+                    {
+                        f.live = Some(false);
+                        now.status.as_str().clone_into(&mut f.status);
+                    }
+                    revoked.push(alias);
+                }
+                Err(e) => eprintln!("Could not revoke `{alias}`: {}", e.message),
+            }
+        }
+    }
+
     let report = Report {
+        revoked,
         findings,
         files_scanned,
         commits_scanned,

@@ -9,6 +9,7 @@ mod inventory;
 mod postgres;
 mod proxy;
 mod renewal;
+mod revoke;
 mod rotation;
 mod scan;
 mod secrets;
