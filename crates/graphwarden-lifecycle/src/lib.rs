@@ -9,6 +9,7 @@ pub mod check;
 pub mod derive;
 pub mod login;
 pub mod renew;
+pub mod revoke;
 
 pub use check::{
     CheckPolicy, CheckReport, Checked, Checker, Selection, Severity, inspection_for,

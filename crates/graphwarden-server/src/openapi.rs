@@ -63,6 +63,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::secret))
         .routes(routes!(tokens::recent_events))
         .routes(routes!(tokens::relogin_link))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(meta::deauthorize))
         .routes(routes!(meta::data_deletion))
         .routes(routes!(meta::deletion_status))

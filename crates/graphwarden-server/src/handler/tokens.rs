@@ -314,3 +314,110 @@ pub async fn relogin_link(
     tracing::info!(alias = %token.alias, actor = %caller.actor(), "A re-login link for `{}` was made.", token.alias);
     Ok(Json(ReloginLink { url, expires_at }))
 }
+
+/// A token that would die with a revoked one, or did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DependentView {
+    pub alias: String,
+    pub kind: String,
+    pub status: String,
+}
+
+/// What revoking a token breaks, and whether it was revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationView {
+    pub alias: String,
+    /// False for a dry run.
+    pub revoked: bool,
+    /// Its status now (after revocation, Meta's answer to the inspection that followed).
+    pub status: String,
+    /// Tokens derived from it, at any depth: they die with it.
+    pub derived: Vec<DependentView>,
+    /// Live consumer keys that may fetch it or a token derived from it.
+    pub consumers: Vec<String>,
+    /// Its calls through the proxy among the records kept.
+    pub recent_calls: usize,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_call_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RevokeQuery {
+    /// Only say what would break.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn dependent_view(t: &graphwarden_store::Token) -> DependentView {
+    DependentView {
+        alias: t.alias.to_string(),
+        kind: t.kind.as_str().to_owned(),
+        status: t.status.as_str().to_owned(),
+    }
+}
+
+/// Revoke a token through Meta (`/oauth/revoke`) and mark it and the tokens derived from it
+/// from Meta's answer; with `dry_run`, only say what that would break. Page tokens (no
+/// revocation of their own) and app tokens (they live as long as the app secret) get 409.
+#[utoipa::path(post, path = "/api/v1/tokens/{alias}/revoke", operation_id = "revoke_token", tag = "tokens", security(("bearer" = [])),
+    params(("alias" = String, Path, description = "The token's alias"), RevokeQuery),
+    responses(
+        (status = 200, body = RevocationView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A Page or app token", body = ErrorBody),
+        (status = 502, description = "Meta did not revoke it", body = ErrorBody),
+    ))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(a): Path<String>,
+    Query(q): Query<RevokeQuery>,
+) -> Result<Json<RevocationView>, ApiError> {
+    use graphwarden_lifecycle::revoke::{self as rv, RevokeError};
+    caller.require(Role::Admin)?;
+    let alias = alias(&a)?;
+    let inventory = state.inventory();
+    let token = inventory.token(&alias).await?;
+    let deps = rv::dependents(inventory, &token).await?;
+    let mut derived: Vec<DependentView> = deps.derived.iter().map(dependent_view).collect();
+    let mut status = token.status.as_str().to_owned();
+    if !q.dry_run {
+        rv::revoke(
+            inventory,
+            state.graph(),
+            state.checker(),
+            &token,
+            &caller.actor(),
+        )
+        .await
+        .map_err(|e| match e {
+            RevokeError::PageToken { .. } | RevokeError::AppToken(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            RevokeError::Store(s) => s.into(),
+            other => ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "meta_refused",
+                other.to_string(),
+            ),
+        })?;
+        state.tokens_changed();
+        status = inventory.token(&alias).await?.status.as_str().to_owned();
+        derived = rv::derived(inventory, &token)
+            .await?
+            .iter()
+            .map(dependent_view)
+            .collect();
+    }
+    Ok(Json(RevocationView {
+        alias: alias.to_string(),
+        revoked: !q.dry_run,
+        status,
+        derived,
+        consumers: deps.consumers,
+        recent_calls: deps.recent_calls,
+        last_call_at: deps
+            .last_call_at_ms
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+    }))
+}

@@ -19,6 +19,7 @@ fn needed(method: &str, path: &str) -> Option<&'static str> {
             Some("operator")
         }
         ("delete", "/api/v1/tokens/{alias}") => Some("admin"),
+        ("post", "/api/v1/tokens/{alias}/revoke") => Some("admin"),
         ("post", "/api/v1/tokens/{alias}/relogin-link") => Some("operator"),
         // Meta's callbacks and the browser login take no key: each request proves itself
         // (tested in `callbacks`).
@@ -386,4 +387,60 @@ async fn keys_are_rate_limited_and_revocation_is_immediate() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_revoke_through_the_api_after_a_dry_run() {
+    let d = spawn(ServerConfig::default()).await;
+    d.check().await;
+    let r = d
+        .request(
+            "post",
+            "/api/v1/tokens/ana/revoke?dry_run=true",
+            Some("admin"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let preview: Value = r.json().await.unwrap();
+    assert_eq!(preview["revoked"], false);
+    assert_eq!(preview["status"], "valid");
+    assert_eq!(
+        preview["consumers"],
+        serde_json::json!(["consumer"]),
+        "{preview}"
+    );
+    let r = d
+        .request("post", "/api/v1/tokens/ana/revoke", Some("operator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "operators may not revoke");
+    let r = d
+        .request("post", "/api/v1/tokens/ana/revoke", Some("admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["revoked"], true);
+    assert_eq!(done["status"], "revoked", "{done}");
+    let token = d.get_json("/api/v1/tokens/ana", "reader").await;
+    assert_eq!(token["status"], "revoked");
+    let events = d.get_json("/api/v1/tokens/ana/events", "reader").await;
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "apikey:admin" && e["action"] == "token.status_changed"),
+        "the revocation's inspection names who did it: {events}"
+    );
+    let r = d
+        .request("post", "/api/v1/tokens/nobody/revoke", Some("admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use graphwarden_core::{TokenAlias, TokenKind};
-use graphwarden_lifecycle::{Checker, Selection};
-use graphwarden_meta::AppCredentials;
+use graphwarden_core::TokenAlias;
+use graphwarden_lifecycle::Checker;
+use graphwarden_lifecycle::revoke::{self, RevokeError};
 use graphwarden_store::Token;
 use serde::Serialize;
 
@@ -50,122 +50,40 @@ fn dependent(t: &Token) -> Dependent {
     }
 }
 
-async fn derived(inventory: &graphwarden_store::Inventory, token: &Token) -> CliResult<Vec<Token>> {
-    let mut out: Vec<Token> = Vec::new();
-    let mut frontier = vec![token.clone()];
-    while let Some(t) = frontier.pop() {
-        for child in inventory.children(&t).await.map_err(CliError::from)? {
-            if out.iter().all(|o| o.id != child.id) && child.id != token.id {
-                frontier.push(child.clone());
-                out.push(child);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.alias.cmp(&b.alias));
-    Ok(out)
-}
-
-/// Revoke a stored user or system-user token through Meta, then inspect it so its status (and
-/// its children's) follows Meta's answer. Page and app tokens are refused with the way to go.
+/// Revoke a stored token through Meta and inspect it (`graphwarden_lifecycle::revoke`).
 pub async fn revoke_stored(
     ctx: &Context,
     inventory: &Arc<graphwarden_store::Inventory>,
     token: &Token,
 ) -> CliResult {
-    let alias = &token.alias;
-    match token.kind {
-        TokenKind::Page => {
-            return Err(CliError::new(
-                exit::DATA,
-                format!(
-                    "`{alias}` is a Page token: Meta has no revocation for one on its own; revoke the user token it was derived from{}, or remove the app from the Page",
-                    token
-                        .parent_alias
-                        .as_ref()
-                        .map(|p| format!(" (`graphwarden revoke {p}`)"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        TokenKind::App => {
-            return Err(CliError::new(
-                exit::DATA,
-                format!(
-                    "`{alias}` is an app token: it lives as long as the app secret; reset the secret in the app's dashboard, then store the new one with `graphwarden app add`"
-                ),
-            ));
-        }
-        TokenKind::User | TokenKind::SystemUser => {}
-    }
-    let secret = inventory
-        .open_token_secret(alias)
-        .await
-        .map_err(CliError::from)?;
-    let app_secret = inventory
-        .app_secret(&token.app_id)
-        .await
-        .map_err(CliError::from)?;
-    let creds = AppCredentials {
-        app_id: token.app_id.to_string(),
-        secret: app_secret,
-    };
     let graph = ctx.graph()?;
-    let revoked = graph.revoke(&secret, &secret, &creds).await.map_err(|e| {
-        CliError::new(
-            exit::UNAVAILABLE,
-            format!("Meta did not revoke `{alias}`: {e}"),
-        )
-    })?;
-    if !revoked {
-        return Err(CliError::new(
-            exit::UNAVAILABLE,
-            format!("Meta answered the revocation of `{alias}` without success"),
-        ));
-    }
-    // Meta's answer decides the status; the children follow their parent's death.
     let checker = Checker::new(
         Arc::clone(inventory),
-        graph,
+        graph.clone(),
         Arc::clone(&ctx.clock),
         ctx.check_policy()?,
     );
     let actor = format!("{} (revoke)", ctx.actor);
-    checker
-        .check(Selection::Aliases(vec![alias.clone()]), &actor, &|_, _| {})
+    revoke::revoke(inventory, &graph, &checker, token, &actor)
         .await
-        .map_err(|e| {
-            CliError::new(
-                exit::UNAVAILABLE,
-                format!("`{alias}` was revoked, but inspecting it afterwards failed: {e}"),
-            )
-        })?;
-    Ok(())
+        .map_err(|e| match e {
+            RevokeError::PageToken { .. } | RevokeError::AppToken(_) => {
+                CliError::new(exit::DATA, e.to_string())
+            }
+            RevokeError::Store(s) => CliError::from(s),
+            other => CliError::new(exit::UNAVAILABLE, other.to_string()),
+        })
 }
 
 pub async fn run(ctx: &Context, args: RevokeArgs) -> CliResult<u8> {
     let alias = parse_flag("ALIAS", &args.alias, TokenAlias::parse)?;
     let inventory = Arc::new(ctx.inventory().await?);
     let token = inventory.token(&alias).await.map_err(CliError::from)?;
-    let children = derived(&inventory, &token).await?;
-    let affected: Vec<&TokenAlias> = std::iter::once(&token.alias)
-        .chain(children.iter().map(|c| &c.alias))
-        .collect();
-    let mut consumers: Vec<String> = inventory
-        .api_keys()
-        .await
-        .map_err(CliError::from)?
-        .into_iter()
-        .filter(|k| k.revoked_at.is_none() && k.aliases.iter().any(|a| affected.contains(&a)))
-        .map(|k| k.name)
-        .collect();
-    consumers.sort();
-    let calls = inventory
-        .store()
-        .recent_calls(Some(alias.as_str()), 10_000)
+    let deps = revoke::dependents(&inventory, &token)
         .await
         .map_err(CliError::from)?;
-    let last_call_at = calls.first().and_then(|c| {
-        jiff::Timestamp::from_millisecond(c.at_ms)
+    let last_call_at = deps.last_call_at_ms.and_then(|ms| {
+        jiff::Timestamp::from_millisecond(ms)
             .ok()
             .map(|t| t.to_string())
     });
@@ -173,9 +91,9 @@ pub async fn run(ctx: &Context, args: RevokeArgs) -> CliResult<u8> {
         alias: alias.to_string(),
         kind: token.kind.as_str(),
         status: token.status.as_str().to_owned(),
-        derived: children.iter().map(dependent).collect(),
-        consumers,
-        recent_calls: calls.len(),
+        derived: deps.derived.iter().map(dependent).collect(),
+        consumers: deps.consumers,
+        recent_calls: deps.recent_calls,
         last_call_at,
         revoked: false,
         status_after: None,
@@ -187,8 +105,9 @@ pub async fn run(ctx: &Context, args: RevokeArgs) -> CliResult<u8> {
         preview.revoked = true;
         let after = inventory.token(&alias).await.map_err(CliError::from)?;
         preview.status_after = Some(after.status.as_str().to_owned());
-        preview.derived_after = derived(&inventory, &after)
-            .await?
+        preview.derived_after = revoke::derived(&inventory, &after)
+            .await
+            .map_err(CliError::from)?
             .iter()
             .map(dependent)
             .collect();

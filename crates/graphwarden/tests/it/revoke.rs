@@ -46,7 +46,8 @@ async fn revoke_previews_then_revokes_and_marks_the_derived_tokens() {
     let out = s.gw.run(&["revoke", "page"]);
     assert_eq!(out.code, 65, "{}", out.transcript());
     assert!(
-        out.stderr.contains("graphwarden revoke ana"),
+        out.stderr
+            .contains("revoke the user token it was derived from (`ana`)"),
         "{}",
         out.stderr
     );
