@@ -134,6 +134,12 @@ pub async fn revoke(
         return Err(RevokeError::NotConfirmed(alias.clone()));
     }
     tracing::info!(token = %alias, actor, "`{alias}` was revoked through Meta.");
+    let children: Vec<TokenAlias> = derived(inventory, token)
+        .await?
+        .into_iter()
+        .map(|t| t.alias)
+        .collect();
+    inventory.record_revocation(token, actor, &children).await?;
     checker
         .check(Selection::Aliases(vec![alias.clone()]), actor, &|_, _| {})
         .await

@@ -203,6 +203,25 @@ impl Inventory {
         }
     }
 
+    /// Record that `token` was revoked at Meta by `actor`, with the tokens derived from it
+    /// (their own status changes follow from the inspection that comes next).
+    pub async fn record_revocation(
+        &self,
+        token: &Token,
+        actor: &str,
+        derived: &[TokenAlias],
+    ) -> Result<()> {
+        let mut e = self.event(actor, "token.revoked");
+        e.token_id = Some(token.id.clone());
+        e.token_alias = Some(token.alias.to_string());
+        e.app_id = Some(token.app_id.to_string());
+        e.detail = json!({
+            "kind": token.kind.as_str(),
+            "derived": derived.iter().map(TokenAlias::as_str).collect::<Vec<_>>(),
+        });
+        self.store.append_event(&e).await
+    }
+
     /// The keyed fingerprint (HMAC) of a token, as the inventory finds tokens by: what call
     /// records and the event log name a token by, never the token itself.
     pub fn token_fingerprint(&self, secret: &str) -> Result<String> {

@@ -437,6 +437,14 @@ async fn admins_revoke_through_the_api_after_a_dry_run() {
             .any(|e| e["actor"] == "apikey:admin" && e["action"] == "token.status_changed"),
         "the revocation's inspection names who did it: {events}"
     );
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "apikey:admin" && e["action"] == "token.revoked"),
+        "and the revocation has its own event: {events}"
+    );
     let r = d
         .request("post", "/api/v1/tokens/nobody/revoke", Some("admin"))
         .send()
