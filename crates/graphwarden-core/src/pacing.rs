@@ -666,7 +666,9 @@ impl Pacer {
                     continue;
                 }
                 let mut fresh = KeyState::new(now_ms);
-                fresh.observed_ms = i64::MIN;
+                // Older than anything shared, so the first row always applies (and no
+                // arithmetic on it can overflow).
+                fresh.observed_ms = 0;
                 self.keys.insert(s.key.clone(), fresh);
             }
             let Some(st) = self.keys.get_mut(&s.key) else {
