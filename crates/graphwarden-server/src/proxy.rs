@@ -1425,6 +1425,13 @@ impl Proxy {
         let status = parts_out.status.as_u16();
         let parsed = usage_cache::usage_of(&parts_out.headers);
         let usage = &parsed.usage;
+        // What the call itself was about, for the pacer (batch items have their own).
+        let call_subject = subject(
+            &id,
+            info.ad_account.as_deref(),
+            info.object_id.as_deref(),
+            info.use_case,
+        );
         strip_hop_by_hop(&mut parts_out.headers);
         let is_json = header_text(&parts_out.headers, header::CONTENT_TYPE).is_some_and(|ct| {
             let ct = ct.to_ascii_lowercase();
@@ -1459,16 +1466,7 @@ impl Proxy {
                             &format!("(#1) Please reduce the amount of data you're asking for, then retry your request: graphwarden reads answers made with a stored token to keep the token out of them, and this one is larger than proxy.max_buffer_bytes ({} bytes).", self.config.max_buffer), watch);
                     }
                     // Too large to decode: pass it on as it is.
-                    self.observe(
-                        &subject(
-                            &id,
-                            info.ad_account.as_deref(),
-                            info.object_id.as_deref(),
-                            info.use_case,
-                        ),
-                        usage,
-                        None,
-                    );
+                    self.observe(&call_subject, usage, None);
                     records.push(base);
                     let stream = chain_rest(head, rest);
                     let response = Response::from_parts(parts_out, stream);
@@ -1560,12 +1558,7 @@ impl Proxy {
                     );
                 }
                 self.observe(
-                    &subject(
-                        &id,
-                        info.ad_account.as_deref(),
-                        info.object_id.as_deref(),
-                        info.use_case,
-                    ),
+                    &call_subject,
                     usage,
                     envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
                 );
@@ -1592,21 +1585,15 @@ impl Proxy {
             }
             full(out)
         } else {
-            let subject = subject(
-                &id,
-                info.ad_account.as_deref(),
-                info.object_id.as_deref(),
-                info.use_case,
-            );
             gauges = usage_cache::needs_observing(
                 Arc::as_ptr(&self) as usize,
-                &subject,
+                &call_subject,
                 &parsed,
                 false,
                 self.config.pacing.soft_percent,
             );
             if gauges {
-                self.observe(&subject, usage, None);
+                self.observe(&call_subject, usage, None);
             }
             records.push(base);
             body_in.map_err(|e| -> BoxError { Box::new(e) }).boxed()
