@@ -55,8 +55,20 @@ struct Hit {
     kind: Kind,
     secret: SecretString,
     app_id: Option<String>,
-    location: String,
+    /// The file (in a commit: relative to the repository).
+    path: String,
+    /// The commit, for a line found in history.
+    commit: Option<String>,
     line: usize,
+}
+
+impl Hit {
+    fn location(&self) -> String {
+        match &self.commit {
+            Some(c) => format!("{c}:{}", self.path),
+            None => self.path.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -109,14 +121,15 @@ impl Patterns {
     }
 
     /// Scan one document: `(line number, text)` pairs of a file or of a commit's added lines.
-    fn scan(&self, location: &str, lines: &[(usize, &str)], out: &mut Vec<Hit>) {
+    fn scan(&self, path: &str, commit: Option<&str>, lines: &[(usize, &str)], out: &mut Vec<Hit>) {
         for (i, (n, text)) in lines.iter().enumerate() {
             for m in self.token.find_iter(text) {
                 out.push(Hit {
                     kind: Kind::Token,
                     secret: SecretString::from(m.as_str().to_owned()),
                     app_id: None,
-                    location: location.to_owned(),
+                    path: path.to_owned(),
+                    commit: commit.map(str::to_owned),
                     line: *n,
                 });
             }
@@ -125,7 +138,8 @@ impl Patterns {
                     kind: Kind::AppToken,
                     secret: SecretString::from(c[2].to_owned()),
                     app_id: Some(c[1].to_owned()),
-                    location: location.to_owned(),
+                    path: path.to_owned(),
+                    commit: commit.map(str::to_owned),
                     line: *n,
                 });
             }
@@ -143,7 +157,8 @@ impl Patterns {
                     kind: Kind::AppSecret,
                     secret: SecretString::from(m.as_str().to_owned()),
                     app_id,
-                    location: location.to_owned(),
+                    path: path.to_owned(),
+                    commit: commit.map(str::to_owned),
                     line: *n,
                 });
             }
@@ -212,7 +227,7 @@ fn scan_files(patterns: &Patterns, paths: &[PathBuf], hits: &mut Vec<Hit>) -> Cl
         scanned += 1;
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
-        patterns.scan(&f.display().to_string(), &lines, hits);
+        patterns.scan(&f.display().to_string(), None, &lines, hits);
     }
     Ok(scanned)
 }
@@ -279,7 +294,7 @@ fn scan_git(patterns: &Patterns, paths: &[PathBuf], hits: &mut Vec<Hit>) -> CliR
                     let short: String = commit.chars().take(12).collect();
                     let lines: Vec<(usize, &str)> =
                         doc.iter().map(|(n, t)| (*n, t.as_str())).collect();
-                    patterns.scan(&format!("{short}:{file}"), &lines, hits);
+                    patterns.scan(file, Some(&short), &lines, hits);
                     doc.clear();
                 }
             };
@@ -321,17 +336,7 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
     };
     // One finding per secret and place; history repeats a line in every commit that moves it.
     let mut seen = std::collections::HashSet::new();
-    hits.retain(|h| {
-        let place = h
-            .location
-            .split_once(':')
-            .map_or(h.location.as_str(), |(_, f)| f);
-        seen.insert((
-            h.secret.expose_secret().to_owned(),
-            place.to_owned(),
-            h.kind,
-        ))
-    });
+    hits.retain(|h| seen.insert((h.secret.expose_secret().to_owned(), h.path.clone(), h.kind)));
 
     let inventory = Arc::new(ctx.inventory().await?);
     // What the inventory knows of each distinct secret.
@@ -440,7 +445,7 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
                 };
                 Finding {
                     kind: h.kind,
-                    location: h.location.clone(),
+                    location: h.location(),
                     line: h.line,
                     masked: mask(s),
                     app_id,
@@ -459,7 +464,7 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
                 }
                 Finding {
                     kind: h.kind,
-                    location: h.location.clone(),
+                    location: h.location(),
                     line: h.line,
                     masked: mask(s),
                     app_id: stored
