@@ -188,6 +188,16 @@ impl SecretKey {
         self.keyed(b"graphwarden/v1/token-fingerprint\0", secret)
     }
 
+    /// A key for another purpose (`domain`), derived from this one: HMAC(self, domain).
+    pub(crate) fn derive(&self, domain: &[u8]) -> [u8; KEY_LEN] {
+        let mut out = [0u8; KEY_LEN];
+        if let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()) {
+            mac.update(domain);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
     /// A keyed hash of `secret` for one purpose (`domain`), hex-encoded: different purposes
     /// never give comparable hashes of the same input.
     pub(crate) fn keyed(&self, domain: &[u8], secret: &[u8]) -> String {

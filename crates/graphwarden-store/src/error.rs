@@ -105,6 +105,9 @@ pub enum StoreError {
 
     #[error("the database reported an error: {detail}")]
     Database { detail: String },
+
+    #[error("the event log cannot be written: {detail}; run `graphwarden events verify`")]
+    EventLog { detail: String },
 }
 
 impl StoreError {

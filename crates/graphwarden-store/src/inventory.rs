@@ -3,6 +3,7 @@
 
 mod access;
 mod callback;
+pub mod events;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -146,6 +147,7 @@ impl Inventory {
             created_at: now,
         };
         store.initialize(&instance, &first_key).await?;
+        store.set_event_key(events::chain_key(&fingerprint));
         Self::from_store(store, options.master_key, options.clock).await
     }
 
@@ -169,6 +171,7 @@ impl Inventory {
         )
         .ok_or(StoreError::WrongMasterKey)?;
         store.migrate().await?;
+        store.set_event_key(events::chain_key(&fingerprint));
         let keyring = load_keyring(store.as_ref(), &master, fingerprint).await?;
         Ok(Self {
             store,
@@ -481,6 +484,7 @@ impl Inventory {
         event.detail = json!({
             "kind": token.kind,
             "hint": token.hint,
+            "fingerprint": fingerprint,
             "parent": token.parent_alias,
             "owner": token.owner,
             "requested_by": token.requested_by,
@@ -769,7 +773,8 @@ impl Inventory {
         event.token_id = Some(token.id.clone());
         event.token_alias = Some(token.alias.to_string());
         event.app_id = Some(token.app_id.to_string());
-        event.detail = json!({ "how": how, "hint": display_hint(secret) });
+        event.detail =
+            json!({ "how": how, "hint": display_hint(secret), "fingerprint": fingerprint });
         let pending = crate::model::PendingSecret {
             secret: self.seal(SecretTable::TokensPending, &token.id, secret)?,
             fingerprint,
@@ -836,8 +841,12 @@ impl Inventory {
         event.token_id = Some(token.id.clone());
         event.token_alias = Some(token.alias.to_string());
         event.app_id = Some(token.app_id.to_string());
-        event.detail =
-            json!({ "old_hint": record.token.hint, "new_hint": pending.hint, "detail": detail });
+        event.detail = json!({
+            "old_hint": record.token.hint,
+            "new_hint": pending.hint,
+            "fingerprint": pending.fingerprint,
+            "detail": detail,
+        });
         let sealed = self.seal(SecretTable::Tokens, &token.id, plain.expose_secret())?;
         let promoted = self
             .store

@@ -9,6 +9,7 @@
 //! SQL lives only in `sql.rs`, `sql_service.rs`, `sql_call.rs`, `sqlite.rs`, `postgres.rs` and the migrations.
 
 pub mod call;
+pub mod chain;
 pub mod crypto;
 pub mod error;
 pub mod inventory;
@@ -22,8 +23,10 @@ pub mod sqlite;
 pub mod store;
 
 pub use call::{CallStore, QualityScore, QualityTrend, Rollup};
+pub use chain::{ChainProblem, ChainReport};
 pub use crypto::MasterKey;
 pub use error::{Result, StoreError};
+pub use inventory::events::Sighting;
 pub use inventory::{
     InspectionOutcome, Inventory, OpenOptions, RotateOptions, RotationReport, connect,
 };

@@ -27,6 +27,7 @@ impl Default for PostgresOptions {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    chain: crate::chain::ChainSlot,
 }
 
 impl PostgresStore {
@@ -52,7 +53,10 @@ impl PostgresStore {
             .acquire_timeout(options.connect_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            chain: crate::chain::ChainSlot::default(),
+        })
     }
 
     fn reader(&self) -> &PgPool {
@@ -61,6 +65,10 @@ impl PostgresStore {
 
     fn writer(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn chain(&self) -> &crate::chain::ChainSlot {
+        &self.chain
     }
 
     async fn has_instance_table(&self) -> Result<bool> {

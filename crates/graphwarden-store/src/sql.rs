@@ -38,7 +38,8 @@ pub(crate) const EVENT_SELECT: &str =
     "SELECT id, at, actor, action, token_id, token_alias, app_id, detail FROM events";
 
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
-    (at, actor, action, token_id, token_alias, app_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    (at, actor, action, token_id, token_alias, app_id, detail, prev_hash, hash) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 
 /// A value bound into a dynamically built statement.
 #[derive(Debug, Clone)]
@@ -297,15 +298,62 @@ macro_rules! impl_sql_store {
             })
         }
 
-        async fn insert_event(conn: &mut DbConn, event: &NewEvent) -> Result<()> {
-            sqlx::query(sql::INSERT_EVENT)
+        /// Append one event to the chain (see `chain.rs`). The head is updated first: that takes
+        /// the write lock (SQLite) or the head row's lock (PostgreSQL), so concurrent appenders
+        /// queue up and each sees the hash its predecessor committed.
+        async fn insert_event(
+            conn: &mut DbConn,
+            chain: &$crate::chain::ChainSlot,
+            event: &NewEvent,
+        ) -> Result<()> {
+            let key = chain.key()?;
+            let head = sqlx::query(
+                "UPDATE event_chain SET count = count + 1 WHERE id = 1 \
+                 RETURNING legacy_through, legacy_count, hash, count",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::EventLog {
+                detail: "its head record is missing".into(),
+            })?;
+            let prev: String = head.try_get("hash")?;
+            let count: i64 = head.try_get("count")?;
+            let detail = sql::to_json(&event.detail);
+            let hash = key.event_hash(
+                &prev,
+                &$crate::chain::EventFields {
+                    at: event.at,
+                    actor: &event.actor,
+                    action: event.action,
+                    token_id: event.token_id.as_deref(),
+                    token_alias: event.token_alias.as_deref(),
+                    app_id: event.app_id.as_deref(),
+                    detail: &detail,
+                },
+            );
+            let id: i64 = sqlx::query_scalar(sql::INSERT_EVENT)
                 .bind(event.at)
                 .bind(&event.actor)
                 .bind(event.action)
                 .bind(&event.token_id)
                 .bind(&event.token_alias)
                 .bind(&event.app_id)
-                .bind(sql::to_json(&event.detail))
+                .bind(&detail)
+                .bind(&prev)
+                .bind(&hash)
+                .fetch_one(&mut *conn)
+                .await?;
+            let mac = key.head_mac(&$crate::chain::HeadFields {
+                legacy_through: head.try_get("legacy_through")?,
+                legacy_count: head.try_get("legacy_count")?,
+                event_id: id,
+                count,
+                hash: &hash,
+            });
+            sqlx::query("UPDATE event_chain SET event_id = $1, hash = $2, mac = $3 WHERE id = 1")
+                .bind(id)
+                .bind(&hash)
+                .bind(&mac)
                 .execute(&mut *conn)
                 .await?;
             Ok(())
@@ -445,7 +493,7 @@ macro_rules! impl_sql_store {
                         other?;
                     }
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -478,7 +526,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -548,7 +596,7 @@ macro_rules! impl_sql_store {
                         other?;
                     }
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -588,7 +636,7 @@ macro_rules! impl_sql_store {
                 if deleted.rows_affected() == 0 {
                     return Ok(false);
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -661,7 +709,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -781,7 +829,7 @@ macro_rules! impl_sql_store {
                 if deleted.rows_affected() == 0 {
                     return Ok(false);
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -832,7 +880,7 @@ macro_rules! impl_sql_store {
                         .await?;
                     }
                     for event in &write.events {
-                        insert_event(&mut tx, event).await?;
+                        insert_event(&mut tx, self.chain(), event).await?;
                     }
                     written.push(true);
                 }
@@ -894,7 +942,7 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -938,7 +986,7 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -952,7 +1000,7 @@ macro_rules! impl_sql_store {
                 .bind(token_id)
                 .execute(&mut *tx)
                 .await?;
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -969,7 +1017,7 @@ macro_rules! impl_sql_store {
                     .bind(token_id)
                     .execute(&mut *tx)
                     .await?;
-                insert_event(&mut tx, event).await?;
+                insert_event(&mut tx, self.chain(), event).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -984,8 +1032,79 @@ macro_rules! impl_sql_store {
             }
 
             async fn append_event(&self, event: &NewEvent) -> Result<()> {
-                let mut conn = self.writer().acquire().await?;
-                insert_event(&mut conn, event).await
+                let mut tx = self.writer().begin().await?;
+                insert_event(&mut tx, self.chain(), event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            fn set_event_key(&self, key: $crate::chain::ChainKey) {
+                self.chain().set(key);
+            }
+
+            async fn event_chain_head(&self) -> Result<Option<$crate::chain::ChainHead>> {
+                let row = sqlx::query(
+                    "SELECT legacy_through, legacy_count, event_id, count, hash, mac \
+                     FROM event_chain WHERE id = 1",
+                )
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(|row| {
+                    Ok($crate::chain::ChainHead {
+                        legacy_through: row.try_get("legacy_through")?,
+                        legacy_count: row.try_get("legacy_count")?,
+                        event_id: row.try_get("event_id")?,
+                        count: row.try_get("count")?,
+                        hash: row.try_get("hash")?,
+                        mac: row.try_get("mac")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn event_chain_rows(
+                &self,
+                after_id: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::chain::ChainRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, token_id, token_alias, app_id, detail, \
+                     prev_hash, hash FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::chain::ChainRow {
+                            id: row.try_get("id")?,
+                            at: row.try_get("at")?,
+                            actor: row.try_get("actor")?,
+                            action: row.try_get("action")?,
+                            token_id: row.try_get("token_id")?,
+                            token_alias: row.try_get("token_alias")?,
+                            app_id: row.try_get("app_id")?,
+                            detail: row.try_get("detail")?,
+                            prev_hash: row.try_get("prev_hash")?,
+                            hash: row.try_get("hash")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn events_mentioning(&self, needle: &str, limit: i64) -> Result<Vec<Event>> {
+                // Callers pass hex fingerprints, which hold no LIKE wildcards.
+                let statement = format!(
+                    "{} WHERE detail LIKE $1 ORDER BY id LIMIT $2",
+                    sql::EVENT_SELECT
+                );
+                let rows = sqlx::query(&statement)
+                    .bind(format!("%{needle}%"))
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter().map(event_from_row).collect()
             }
 
             async fn token_events(&self, token_id: &str) -> Result<Vec<Event>> {

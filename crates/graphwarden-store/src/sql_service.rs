@@ -142,7 +142,7 @@ macro_rules! impl_service_store {
                         }
                         return Err(e.into());
                     }
-                    super::insert_event(&mut tx, event).await?;
+                    super::insert_event(&mut tx, self.chain(), event).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -174,7 +174,7 @@ macro_rules! impl_service_store {
                     if done.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    super::insert_event(&mut tx, event).await?;
+                    super::insert_event(&mut tx, self.chain(), event).await?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -360,7 +360,7 @@ macro_rules! impl_service_store {
                     .bind(&request.detail)
                     .execute(&mut *tx)
                     .await?;
-                    super::insert_event(&mut tx, event).await?;
+                    super::insert_event(&mut tx, self.chain(), event).await?;
                     tx.commit().await?;
                     Ok(())
                 }

@@ -40,6 +40,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: SqlitePool,
     reader: SqlitePool,
+    chain: crate::chain::ChainSlot,
 }
 
 impl SqliteStore {
@@ -72,6 +73,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer,
             reader,
+            chain: crate::chain::ChainSlot::default(),
         })
     }
 
@@ -91,6 +93,10 @@ impl SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    fn chain(&self) -> &crate::chain::ChainSlot {
+        &self.chain
     }
 
     async fn has_instance_table(&self) -> Result<bool> {

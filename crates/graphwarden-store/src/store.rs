@@ -126,6 +126,19 @@ pub trait Store:
     ) -> Result<()>;
 
     async fn append_event(&self, event: &NewEvent) -> Result<()>;
+    /// Give the backend the key the event chain is computed under; until then no event can
+    /// be written. [`crate::Inventory`] does this when it opens.
+    fn set_event_key(&self, key: crate::chain::ChainKey);
+    /// The chain's head record; `None` when it is missing.
+    async fn event_chain_head(&self) -> Result<Option<crate::chain::ChainHead>>;
+    /// Up to `limit` event rows with ids above `after_id`, in id order, as stored.
+    async fn event_chain_rows(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::chain::ChainRow>>;
+    /// Events whose detail contains `needle` (a fingerprint), oldest first.
+    async fn events_mentioning(&self, needle: &str, limit: i64) -> Result<Vec<Event>>;
     /// Events about one token, oldest first.
     async fn token_events(&self, token_id: &str) -> Result<Vec<Event>>;
     /// The most recent events, newest first.

@@ -57,7 +57,8 @@ impl From<StoreError> for CliError {
             | StoreError::NameTaken { .. }
             | StoreError::AppInUse { .. }
             | StoreError::Decrypt { .. }
-            | StoreError::Corrupt { .. } => DATA,
+            | StoreError::Corrupt { .. }
+            | StoreError::EventLog { .. } => DATA,
             StoreError::NotFound { .. }
             | StoreError::NotInitialized
             | StoreError::KeyMissing { .. } => NO_INPUT,

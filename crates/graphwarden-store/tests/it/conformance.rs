@@ -1486,3 +1486,203 @@ pub async fn pacing_state_is_shared_between_instances(store: &TestStore) {
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].key, app);
 }
+
+/// Run raw SQL against the store's database behind graphwarden's back, with the event log's
+/// append-only triggers out of the way: what someone with database access could do.
+async fn tamper(store: &TestStore, statements: &[&str]) {
+    let url = store.url();
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("DROP TRIGGER IF EXISTS events_no_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DROP TRIGGER IF EXISTS events_no_delete")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut *conn).await.unwrap();
+        }
+        sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+async fn logged_inventory(store: &TestStore) -> Inventory {
+    let inv = with_app(store).await;
+    for i in 0..4 {
+        inv.add_token(new_token(&format!("t{i}"), &fake_token()), "test")
+            .await
+            .unwrap();
+    }
+    inv
+}
+
+pub async fn event_chain_holds_under_concurrent_writers(store: &TestStore) {
+    let inv = Arc::new(with_app(store).await);
+    let other = Arc::new(store.open().await);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let inv = if i % 2 == 0 { inv.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            inv.add_token(new_token(&format!("c{i}"), &fake_token()), "test")
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = inv.verify_events().await.unwrap();
+    assert!(report.intact(), "{report:#?}");
+    // app.added plus twelve tokens.
+    assert_eq!(report.events, 13);
+    assert_eq!(report.legacy, 0);
+    assert_eq!(report.head_event_id, Some(inv.recent_events(1).await.unwrap()[0].id));
+}
+
+pub async fn event_chain_names_edits_deletions_and_truncation(store: &TestStore) {
+    use graphwarden_store::ChainProblem;
+
+    let inv = logged_inventory(store).await;
+    let ids: Vec<i64> = {
+        let mut e = inv.recent_events(100).await.unwrap();
+        e.reverse();
+        e.iter().map(|e| e.id).collect()
+    };
+    assert_eq!(ids.len(), 5);
+    assert!(inv.verify_events().await.unwrap().intact());
+
+    // An edited detail, a row removed from the middle.
+    tamper(
+        store,
+        &[
+            &format!("UPDATE events SET actor = 'mallory' WHERE id = {}", ids[1]),
+            &format!("DELETE FROM events WHERE id = {}", ids[3]),
+        ],
+    )
+    .await;
+    let report = inv.verify_events().await.unwrap();
+    assert_eq!(
+        report.problems,
+        vec![
+            ChainProblem::Edited { event_id: ids[1] },
+            ChainProblem::Broken {
+                event_id: ids[4],
+                previous_id: Some(ids[2])
+            },
+            ChainProblem::HeadMismatch {
+                head_event_id: ids[4],
+                head_count: 5,
+                last_event_id: Some(ids[4]),
+                count: 4
+            },
+        ],
+        "{report:#?}"
+    );
+    // Each problem reads as a sentence a person can act on.
+    assert!(report.problems[1].to_string().contains("deleted"));
+}
+
+pub async fn event_chain_catches_a_cut_tail_a_forged_row_and_a_forged_head(store: &TestStore) {
+    use graphwarden_store::ChainProblem;
+
+    let inv = logged_inventory(store).await;
+    let last = inv.recent_events(1).await.unwrap()[0].id;
+    tamper(store, &[&format!("DELETE FROM events WHERE id = {last}")]).await;
+    let problems = inv.verify_events().await.unwrap().problems;
+    assert!(
+        matches!(problems[..], [ChainProblem::HeadMismatch { head_event_id, .. }] if head_event_id == last),
+        "{problems:?}"
+    );
+
+    // A row forged by copying another's chain columns, and one with none.
+    tamper(
+        store,
+        &[
+            "INSERT INTO events (at, actor, action, detail, prev_hash, hash) \
+             SELECT at, 'mallory', action, detail, prev_hash, hash FROM events \
+             WHERE id = (SELECT MIN(id) FROM events)",
+            "INSERT INTO events (at, actor, action, detail) VALUES (1, 'mallory', 'token.added', '{}')",
+            "UPDATE event_chain SET count = 2",
+        ],
+    )
+    .await;
+    let problems = inv.verify_events().await.unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, ChainProblem::Edited { .. })),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, ChainProblem::Unsealed { .. }))
+    );
+    assert!(problems.contains(&ChainProblem::HeadForged));
+
+    // Without its head the log refuses to grow, and says why.
+    tamper(store, &["DELETE FROM event_chain"]).await;
+    let err = inv
+        .add_token(new_token("late", &fake_token()), "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::EventLog { .. }), "{err}");
+    assert!(inv.token(&alias("late")).await.is_err());
+    assert!(
+        inv.verify_events()
+            .await
+            .unwrap()
+            .problems
+            .contains(&ChainProblem::HeadMissing)
+    );
+}
+
+pub async fn a_secret_is_found_in_the_log_by_fingerprint_only(store: &TestStore) {
+    let inv = with_app(store).await;
+    let kept = fake_token();
+    let removed = fake_token();
+    let never = fake_token();
+    inv.add_token(new_token("kept", &kept), "test").await.unwrap();
+    inv.add_token(new_token("gone", &removed), "test")
+        .await
+        .unwrap();
+    inv.remove_token(&alias("gone"), "test").await.unwrap();
+
+    let found = inv.find_secret(&SecretString::from(kept.clone())).await.unwrap();
+    assert_eq!(found.stored_as, Some(alias("kept")));
+    assert_eq!(found.events[0].action, "token.added");
+
+    let found = inv
+        .find_secret(&SecretString::from(format!("{removed}\n")))
+        .await
+        .unwrap();
+    assert!(found.known());
+    assert_eq!(found.stored_as, None);
+    assert_eq!(found.events.len(), 1);
+    assert_eq!(found.events[0].token_alias.as_deref(), Some("gone"));
+
+    let found = inv.find_secret(&SecretString::from(never)).await.unwrap();
+    assert!(!found.known());
+
+    // The log names secrets by fingerprint only.
+    for e in inv.recent_events(100).await.unwrap() {
+        let text = e.detail.to_string();
+        assert!(!text.contains(&kept) && !text.contains(&removed));
+    }
+}

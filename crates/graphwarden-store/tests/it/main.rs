@@ -57,4 +57,8 @@ on_both_backends!(
     alert_state_outbox_and_silences_round_trip,
     call_records_and_rollups_round_trip_and_prune,
     pacing_state_is_shared_between_instances,
+    event_chain_holds_under_concurrent_writers,
+    event_chain_names_edits_deletions_and_truncation,
+    event_chain_catches_a_cut_tail_a_forged_row_and_a_forged_head,
+    a_secret_is_found_in_the_log_by_fingerprint_only,
 );
