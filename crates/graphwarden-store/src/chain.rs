@@ -461,7 +461,10 @@ mod tests {
             }
         );
         // The head counted five.
-        assert!(matches!(problems[1], ChainProblem::HeadMismatch { count: 4, .. }));
+        assert!(matches!(
+            problems[1],
+            ChainProblem::HeadMismatch { count: 4, .. }
+        ));
 
         let (mut rows, head) = chain(&k, 5);
         rows.pop();

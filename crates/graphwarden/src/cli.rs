@@ -84,8 +84,36 @@ pub enum Command {
     /// Show what revoking a stored token would break, then revoke it through Meta and mark it
     /// and the tokens derived from it.
     Revoke(RevokeArgs),
+    /// The event log: list it, check its hash chain, or ask whether a token was ever stored here.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// The most recent events, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain. Exits 1 when an event was edited, deleted, inserted or reordered.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a token was ever stored here, found by its keyed fingerprint (the log never holds
+    /// the token). Exits 1 when it was not.
+    Find {
+        /// Where to read the token: `-` for standard input, or a file.
+        #[arg(long, value_name = "-|FILE")]
+        token: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod apikey;
 mod app;
 mod check;
 mod config;
+mod events;
 mod init;
 mod jobs;
 mod key;
@@ -370,6 +371,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args).await,
         Command::Revoke(args) => revoke::run(&ctx, args).await,
+        Command::Events(command) => events::run(&ctx, command).await,
         Command::Sim(_) => Ok(0),
     }
 }

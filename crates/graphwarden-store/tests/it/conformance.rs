@@ -1537,7 +1537,11 @@ pub async fn event_chain_holds_under_concurrent_writers(store: &TestStore) {
     let other = Arc::new(store.open().await);
     let mut tasks = Vec::new();
     for i in 0..12 {
-        let inv = if i % 2 == 0 { inv.clone() } else { other.clone() };
+        let inv = if i % 2 == 0 {
+            inv.clone()
+        } else {
+            other.clone()
+        };
         tasks.push(tokio::spawn(async move {
             inv.add_token(new_token(&format!("c{i}"), &fake_token()), "test")
                 .await
@@ -1552,7 +1556,10 @@ pub async fn event_chain_holds_under_concurrent_writers(store: &TestStore) {
     // app.added plus twelve tokens.
     assert_eq!(report.events, 13);
     assert_eq!(report.legacy, 0);
-    assert_eq!(report.head_event_id, Some(inv.recent_events(1).await.unwrap()[0].id));
+    assert_eq!(
+        report.head_event_id,
+        Some(inv.recent_events(1).await.unwrap()[0].id)
+    );
 }
 
 pub async fn event_chain_names_edits_deletions_and_truncation(store: &TestStore) {
@@ -1658,13 +1665,18 @@ pub async fn a_secret_is_found_in_the_log_by_fingerprint_only(store: &TestStore)
     let kept = fake_token();
     let removed = fake_token();
     let never = fake_token();
-    inv.add_token(new_token("kept", &kept), "test").await.unwrap();
+    inv.add_token(new_token("kept", &kept), "test")
+        .await
+        .unwrap();
     inv.add_token(new_token("gone", &removed), "test")
         .await
         .unwrap();
     inv.remove_token(&alias("gone"), "test").await.unwrap();
 
-    let found = inv.find_secret(&SecretString::from(kept.clone())).await.unwrap();
+    let found = inv
+        .find_secret(&SecretString::from(kept.clone()))
+        .await
+        .unwrap();
     assert_eq!(found.stored_as, Some(alias("kept")));
     assert_eq!(found.events[0].action, "token.added");
 

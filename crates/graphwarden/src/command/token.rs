@@ -7,7 +7,7 @@ use graphwarden_core::duration::parse_duration;
 use graphwarden_core::secret::check_token_text;
 use graphwarden_core::{AppId, MetaId, Tag, TokenAlias, TokenKind, TokenStatus, parse_scope_list};
 use graphwarden_meta::AppCredentials;
-use graphwarden_store::{Event, GranularScope, NewToken, Token, TokenFilter};
+use graphwarden_store::{GranularScope, NewToken, Token, TokenFilter};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -421,61 +421,10 @@ async fn remove(ctx: &Context, alias: &str, yes: bool) -> CliResult<u8> {
     Ok(0)
 }
 
-#[derive(Debug, Serialize)]
-struct EventView<'a> {
-    id: i64,
-    at: String,
-    actor: &'a str,
-    action: &'a str,
-    token: Option<&'a str>,
-    app: Option<&'a str>,
-    detail: &'a serde_json::Value,
-}
-
-impl<'a> From<&'a Event> for EventView<'a> {
-    fn from(e: &'a Event) -> Self {
-        Self {
-            id: e.id,
-            at: output::time(e.at),
-            actor: &e.actor,
-            action: &e.action,
-            token: e.token_alias.as_deref(),
-            app: e.app_id.as_deref(),
-            detail: &e.detail,
-        }
-    }
-}
-
 async fn events(ctx: &Context, alias: &str, json: bool) -> CliResult<u8> {
     let alias = alias_arg(alias)?;
     let events = ctx.inventory().await?.token_events(&alias).await?;
-    let views: Vec<EventView<'_>> = events.iter().map(EventView::from).collect();
-    if json {
-        output::print_json(&views)?;
-        return Ok(0);
-    }
-    let mut table = output::table(&["AT", "ACTOR", "ACTION", "DETAIL"]);
-    for e in &views {
-        let detail = match e.detail {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter(|(_, v)| !v.is_null() && *v != "" && *v != &serde_json::json!([]))
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            other => other.to_string(),
-        };
-        table.add_row(vec![
-            e.at.clone(),
-            e.actor.to_owned(),
-            e.action.to_owned(),
-            detail,
-        ]);
-    }
-    output::print_table(&table);
+    crate::command::events::print_events(&events, json)?;
     Ok(0)
 }
 

@@ -5,6 +5,7 @@
 mod bad_input;
 mod check;
 mod config;
+mod events;
 mod inventory;
 mod postgres;
 mod proxy;
