@@ -5,6 +5,7 @@
 //! usage headers, and turning the answers into store updates and a report. What does not: HTTP
 //! details (`graphwarden-meta`), SQL and crypto (`graphwarden-store`), presentation (the binary).
 
+pub mod audit;
 pub mod check;
 pub mod derive;
 pub mod login;

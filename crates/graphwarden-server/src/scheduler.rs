@@ -41,6 +41,8 @@ pub enum JobKind {
     Prune,
     /// Read the Event Match Quality of the configured Conversions API datasets.
     Quality,
+    /// Run the security audit (`graphwarden audit`) and store it.
+    Audit,
 }
 
 /// A Conversions API dataset whose Event Match Quality the `quality` job reads.
@@ -85,6 +87,10 @@ pub struct SchedulerConfig {
     pub owner: String,
     /// What `quality` jobs read.
     pub datasets: Vec<DatasetSpec>,
+    /// What `audit` jobs hold tokens and apps to.
+    pub audit: graphwarden_lifecycle::audit::AuditPolicy,
+    /// Stored audits older than this are deleted by `prune` jobs (the latest is always kept).
+    pub audit_retention: SignedDuration,
 }
 
 impl Default for SchedulerConfig {
@@ -99,6 +105,8 @@ impl Default for SchedulerConfig {
             rollup_retention: SignedDuration::from_hours(24 * 90),
             owner: "graphwarden".to_owned(),
             datasets: Vec::new(),
+            audit: graphwarden_lifecycle::audit::AuditPolicy::default(),
+            audit_retention: SignedDuration::from_hours(24 * 365),
         }
     }
 }
@@ -426,6 +434,38 @@ impl Scheduler {
         self.0.finished.notify_one();
     }
 
+    /// Run the security audit and store it.
+    async fn audit(&self) -> (&'static str, String, serde_json::Value) {
+        let auditor = graphwarden_lifecycle::audit::Auditor::new(
+            Arc::clone(&self.0.inventory),
+            self.0.config.audit.clone(),
+        );
+        match auditor.run("scheduler").await {
+            Ok(report) => {
+                let s = &report.summary;
+                let outcome = if s.critical + s.high > 0 {
+                    "warning"
+                } else {
+                    "ok"
+                };
+                (
+                    outcome,
+                    format!(
+                        "audit #{}: {} finding(s) ({} critical, {} high), {} new, {} resolved",
+                        report.id,
+                        report.findings.len(),
+                        s.critical,
+                        s.high,
+                        s.new,
+                        s.resolved
+                    ),
+                    serde_json::to_value(s).unwrap_or_default(),
+                )
+            }
+            Err(e) => ("failed", e.to_string(), json!({})),
+        }
+    }
+
     /// Read every configured dataset's Event Match Quality and store it.
     async fn pull_quality(&self) -> (&'static str, String, serde_json::Value) {
         let inventory = &self.0.inventory;
@@ -505,6 +545,7 @@ impl Scheduler {
     async fn work(&self, kind: JobKind) -> (&'static str, String, serde_json::Value) {
         match kind {
             JobKind::Quality => self.pull_quality().await,
+            JobKind::Audit => self.audit().await,
             JobKind::Inspect => {
                 match self
                     .0
@@ -581,16 +622,20 @@ impl Scheduler {
                             cutoff(self.0.config.rollup_retention),
                         )
                         .await?;
-                    Ok::<_, StoreError>((runs, deliveries, silences, calls, rollups))
+                    let audits = store
+                        .prune_audits(cutoff(self.0.config.audit_retention))
+                        .await?;
+                    Ok::<_, StoreError>((runs, deliveries, silences, calls, rollups, audits))
                 }
                 .await;
                 match pruned {
-                    Ok((n, deliveries, silences, calls, rollups)) => (
+                    Ok((n, deliveries, silences, calls, rollups, audits)) => (
                         "ok",
                         format!(
                             "{n} job run(s), {deliveries} alert delivery record(s) and {silences} \
-                             ended silence(s) older than {}, {calls} call record(s) older than {} \
-                             and {rollups} call rollup(s) older than {} deleted",
+                             ended silence(s) older than {}, {calls} call record(s) older than {}, \
+                             {rollups} call rollup(s) older than {} and {audits} audit(s) older \
+                             than {} deleted",
                             graphwarden_core::duration::format_duration_short(
                                 self.0.config.run_retention
                             ),
@@ -599,6 +644,9 @@ impl Scheduler {
                             ),
                             graphwarden_core::duration::format_duration_short(
                                 self.0.config.rollup_retention
+                            ),
+                            graphwarden_core::duration::format_duration_short(
+                                self.0.config.audit_retention
                             )
                         ),
                         json!({
@@ -607,6 +655,7 @@ impl Scheduler {
                             "silences_deleted": silences,
                             "call_records_deleted": calls,
                             "call_rollups_deleted": rollups,
+                            "audits_deleted": audits,
                         }),
                     ),
                     Err(e) => ("failed", e.to_string(), json!({})),

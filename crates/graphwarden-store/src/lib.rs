@@ -33,8 +33,8 @@ pub use inventory::{
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use service::{
-    AlertDelivery, ApiKey, ApiKeyRecord, DeletionRequest, DeliveryState, JobClaim, JobRecord,
-    JobRun, NewDelivery, ServiceStore, SilenceRecord, new_silence_id,
+    AlertDelivery, ApiKey, ApiKeyRecord, AuditRecord, DeletionRequest, DeliveryState, JobClaim,
+    JobRecord, JobRun, NewDelivery, ServiceStore, SilenceRecord, new_silence_id,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::Store;

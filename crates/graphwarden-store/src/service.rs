@@ -60,6 +60,17 @@ pub struct JobRun {
     pub counts: serde_json::Value,
 }
 
+/// One stored security audit: its findings and summary as JSON (their shape belongs to
+/// `graphwarden_lifecycle::audit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub findings: serde_json::Value,
+    pub summary: serde_json::Value,
+}
+
 /// A data-deletion request Meta forwarded for a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeletionRequest {
@@ -211,6 +222,17 @@ pub trait ServiceStore: Send + Sync {
     async fn deletion_request(&self, code: &str) -> Result<Option<DeletionRequest>>;
     /// The latest runs, newest first, of one job or all.
     async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
+
+    /// Store an audit with its event; returns its id.
+    async fn insert_audit(&self, audit: &AuditRecord, event: &NewEvent) -> Result<i64>;
+    async fn audit(&self, id: i64) -> Result<Option<AuditRecord>>;
+    async fn latest_audit(&self) -> Result<Option<AuditRecord>>;
+    /// The audit stored just before audit `id`.
+    async fn audit_before(&self, id: i64) -> Result<Option<AuditRecord>>;
+    /// The latest audits, newest first, without their findings (`findings` is `null`).
+    async fn audits(&self, limit: i64) -> Result<Vec<AuditRecord>>;
+    /// Delete audits made before `before_ms`, keeping the latest whatever its age.
+    async fn prune_audits(&self, before_ms: i64) -> Result<u64>;
 
     /// The alert dispatcher's saved state (JSON), if any was saved.
     async fn alert_state(&self) -> Result<Option<String>>;

@@ -11,7 +11,7 @@ macro_rules! impl_service_store {
             use $crate::error::{Result, StoreError};
             use $crate::model::NewEvent;
             use $crate::service::{
-                AlertDelivery, ApiKey, ApiKeyRecord, DeletionRequest, JobClaim, JobRecord, JobRun,
+                AlertDelivery, ApiKey, ApiKeyRecord, AuditRecord, DeletionRequest, JobClaim, JobRecord, JobRun,
                 NewDelivery, ServiceStore, SilenceRecord,
             };
             use graphwarden_core::alert::{Matchers, Silence};
@@ -109,6 +109,23 @@ macro_rules! impl_service_store {
                 next_attempt_at, state, last_error, created_at, delivered_at FROM alert_deliveries";
             const SILENCE_SELECT: &str = "SELECT id, matchers, starts_at, ends_at, created_by, \
                 comment, created_at FROM silences";
+
+            const AUDIT_SELECT: &str = "SELECT id, at, actor, findings, summary FROM audits";
+
+            fn audit_from_row(row: &DbRow) -> Result<AuditRecord> {
+                let json = |column: &str| -> Result<serde_json::Value> {
+                    let text: String = row.try_get(column)?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::corrupt(format!("stored audit {column}: {e}")))
+                };
+                Ok(AuditRecord {
+                    id: row.try_get("id")?,
+                    at_ms: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    findings: json("findings")?,
+                    summary: json("summary")?,
+                })
+            }
 
             const JOB_SELECT: &str =
                 "SELECT name, schedule, next_run_at, lease_owner, lease_until FROM jobs";
@@ -402,6 +419,67 @@ macro_rules! impl_service_store {
                         }
                     };
                     rows.iter().map(run_from_row).collect()
+                }
+
+                async fn insert_audit(&self, audit: &AuditRecord, event: &NewEvent) -> Result<i64> {
+                    let mut tx = self.writer().begin().await?;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO audits (at, actor, findings, summary) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(audit.at_ms)
+                    .bind(&audit.actor)
+                    .bind(sql::to_json(&audit.findings))
+                    .bind(sql::to_json(&audit.summary))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    super::insert_event(&mut tx, self.chain(), event).await?;
+                    tx.commit().await?;
+                    Ok(id)
+                }
+
+                async fn audit(&self, id: i64) -> Result<Option<AuditRecord>> {
+                    let row = sqlx::query(&format!("{AUDIT_SELECT} WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                    row.as_ref().map(audit_from_row).transpose()
+                }
+
+                async fn latest_audit(&self) -> Result<Option<AuditRecord>> {
+                    let row = sqlx::query(&format!("{AUDIT_SELECT} ORDER BY id DESC LIMIT 1"))
+                        .fetch_optional(self.reader())
+                        .await?;
+                    row.as_ref().map(audit_from_row).transpose()
+                }
+
+                async fn audit_before(&self, id: i64) -> Result<Option<AuditRecord>> {
+                    let row = sqlx::query(&format!(
+                        "{AUDIT_SELECT} WHERE id < $1 ORDER BY id DESC LIMIT 1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                    row.as_ref().map(audit_from_row).transpose()
+                }
+
+                async fn audits(&self, limit: i64) -> Result<Vec<AuditRecord>> {
+                    let rows = sqlx::query(
+                        "SELECT id, at, actor, 'null' AS findings, summary FROM audits ORDER BY id DESC LIMIT $1",
+                    )
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter().map(audit_from_row).collect()
+                }
+
+                async fn prune_audits(&self, before_ms: i64) -> Result<u64> {
+                    let done = sqlx::query(
+                        "DELETE FROM audits WHERE at < $1 AND id < (SELECT MAX(id) FROM audits)",
+                    )
+                    .bind(before_ms)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn alert_state(&self) -> Result<Option<String>> {

@@ -84,11 +84,27 @@ pub enum Command {
     /// Show what revoking a stored token would break, then revoke it through Meta and mark it
     /// and the tokens derived from it.
     Revoke(RevokeArgs),
+    /// The security audit: over-privileged, unused, old, orphaned and unexpected tokens and apps,
+    /// each with its evidence and the action to take. Stored, and compared with the previous
+    /// audit. Exits 2 with a critical or high finding, 1 with a medium one.
+    Audit(AuditArgs),
     /// The event log: list it, check its hash chain, or ask whether a token was ever stored here.
     #[command(subcommand)]
     Events(EventsCommand),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown", "html"])]
+    pub format: String,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<String>,
+    /// Show the latest stored audit (compared with the one before it) instead of running one.
+    #[arg(long)]
+    pub last: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod apikey;
 mod app;
+mod audit;
 mod check;
 mod config;
 mod events;
@@ -94,6 +95,20 @@ impl Context {
         })
     }
 
+    pub fn audit_policy(&self) -> CliResult<graphwarden_lifecycle::audit::AuditPolicy> {
+        let cfg = &self.loaded.config.audit;
+        let d = |v: &str| graphwarden_core::duration::parse_duration(v);
+        Ok(graphwarden_lifecycle::audit::AuditPolicy {
+            rotation_age: d(&cfg.rotation_age)?,
+            unused_after: d(&cfg.unused_after)?,
+            app_secret_age: d(&cfg.app_secret_age)?,
+            data_access_warning: d(&cfg.data_access_warning)?,
+            expected_user_ids: cfg.expected_user_ids.clone(),
+            expected_targets: cfg.expected_targets.clone(),
+            automation_calls: cfg.automation_calls,
+        })
+    }
+
     /// A renewer for `inventory`, with the fault points tests can set through
     /// `GRAPHWARDEN_FAULT_POINT` (testing only: the process aborts at that point).
     pub fn renewer(&self, inventory: Arc<Inventory>) -> CliResult<graphwarden_lifecycle::Renewer> {
@@ -167,9 +182,10 @@ impl Context {
                 "renew" => JobKind::Renew,
                 "prune" => JobKind::Prune,
                 "quality" => JobKind::Quality,
+                "audit" => JobKind::Audit,
                 other => {
                     return Err(CliError::config(format!(
-                        "`scheduler.jobs.{name}`: `{other}` is not a kind of job; set `kind` to `inspect`, `renew`, `prune` or `quality`"
+                        "`scheduler.jobs.{name}`: `{other}` is not a kind of job; set `kind` to `inspect`, `renew`, `prune`, `quality` or `audit`"
                     )));
                 }
             };
@@ -221,6 +237,10 @@ impl Context {
             )?,
             owner: owner.to_owned(),
             datasets,
+            audit: self.audit_policy()?,
+            audit_retention: graphwarden_core::duration::parse_duration(
+                &self.loaded.config.audit.retention,
+            )?,
             ..SchedulerConfig::default()
         };
         let checker = graphwarden_lifecycle::Checker::new(
@@ -372,6 +392,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Scan(args) => scan::run(&ctx, args).await,
         Command::Revoke(args) => revoke::run(&ctx, args).await,
         Command::Events(command) => events::run(&ctx, command).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Sim(_) => Ok(0),
     }
 }

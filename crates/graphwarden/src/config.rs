@@ -33,6 +33,7 @@ pub struct Config {
     pub alerts: AlertSettings,
     pub proxy: ProxySettings,
     pub quality: QualitySettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Config {
@@ -51,6 +52,36 @@ impl Default for Config {
             alerts: AlertSettings::default(),
             proxy: ProxySettings::default(),
             quality: QualitySettings::default(),
+            audit: AuditSettings::default(),
+        }
+    }
+}
+
+/// `[audit]`: what `graphwarden audit` and the weekly `audit` job hold tokens and apps to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    pub rotation_age: String,
+    pub unused_after: String,
+    pub app_secret_age: String,
+    pub data_access_warning: String,
+    pub expected_user_ids: Vec<String>,
+    pub expected_targets: Vec<String>,
+    pub automation_calls: i64,
+    pub retention: String,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            rotation_age: "60d".to_owned(),
+            unused_after: "30d".to_owned(),
+            app_secret_age: "365d".to_owned(),
+            data_access_warning: "14d".to_owned(),
+            expected_user_ids: Vec::new(),
+            expected_targets: Vec::new(),
+            automation_calls: 100,
+            retention: "365d".to_owned(),
         }
     }
 }
@@ -195,6 +226,7 @@ impl Default for SchedulerSettings {
                 ("inspect".to_owned(), job("0 */6 * * *")),
                 ("renew".to_owned(), job("0 8 * * *")),
                 ("prune".to_owned(), job("30 3 * * *")),
+                ("audit".to_owned(), job("0 7 * * MON")),
             ]
             .into(),
         }
@@ -206,7 +238,7 @@ impl Default for SchedulerSettings {
 pub struct JobSettings {
     pub schedule: String,
     pub enabled: bool,
-    /// What the job does (`inspect`, `renew`, `prune`); by default its name.
+    /// What the job does (`inspect`, `renew`, `prune`, `quality`, `audit`); by default its name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The job's own time zone; by default `scheduler.timezone`.
@@ -604,6 +636,14 @@ fn validate(config: &Config) -> Result<(), CliError> {
         ),
         ("inspection.max_wait", &config.inspection.max_wait),
         ("renewal.user_window", &config.renewal.user_window),
+        ("audit.rotation_age", &config.audit.rotation_age),
+        ("audit.unused_after", &config.audit.unused_after),
+        ("audit.app_secret_age", &config.audit.app_secret_age),
+        (
+            "audit.data_access_warning",
+            &config.audit.data_access_warning,
+        ),
+        ("audit.retention", &config.audit.retention),
     ] {
         graphwarden_core::duration::parse_duration(value)
             .map_err(|e| CliError::config(format!("invalid `{key}`: {e}")))?;
@@ -625,6 +665,24 @@ fn validate(config: &Config) -> Result<(), CliError> {
             "`graph_version` must look like `v26.0`, not `{}`",
             config.graph_version
         )));
+    }
+    if config.audit.automation_calls < 1 {
+        return Err(CliError::config(
+            "`audit.automation_calls` must be at least 1",
+        ));
+    }
+    for id in config
+        .audit
+        .expected_user_ids
+        .iter()
+        .chain(&config.audit.expected_targets)
+    {
+        let digits = id.strip_prefix("act_").unwrap_or(id);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CliError::config(format!(
+                "`audit.expected_user_ids` and `audit.expected_targets` hold Meta ids (digits, or `act_` and digits), not `{id}`"
+            )));
+        }
     }
     if !(0.1..=0.99).contains(&config.renewal.system_user_fraction) {
         return Err(CliError::config(

@@ -146,10 +146,7 @@ pub fn print_events(events: &[Event], json: bool) -> CliResult {
             serde_json::Value::Object(map) => map
                 .iter()
                 .filter(|(k, v)| {
-                    *k != "fingerprint"
-                        && !v.is_null()
-                        && *v != ""
-                        && *v != &serde_json::json!([])
+                    *k != "fingerprint" && !v.is_null() && *v != "" && *v != &serde_json::json!([])
                 })
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}={s}"),

@@ -4,7 +4,7 @@
 use crate::support::{Gw, fake_token};
 
 /// Edit the database behind graphwarden's back, triggers dropped first.
-fn tamper(gw: &Gw, statements: &[&str]) {
+pub fn tamper(gw: &Gw, statements: &[&str]) {
     use sqlx::Connection;
     let url = format!("sqlite://{}", gw.db_path().display());
     let rt = tokio::runtime::Runtime::new().unwrap();

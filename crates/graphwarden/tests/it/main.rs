@@ -2,6 +2,7 @@
 //! PostgreSQL when `GRAPHWARDEN_TEST_DATABASE_URL` is set), output checked with insta snapshots.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod bad_input;
 mod check;
 mod config;

@@ -17,13 +17,13 @@ const SCRIPT: &str = concat!(
     "/tests/sdk/facebook_business_proxy.py"
 );
 
-struct Serving {
-    child: Child,
-    proxy: String,
-    api: String,
+pub struct Serving {
+    pub child: Child,
+    pub proxy: String,
+    pub api: String,
 }
 
-fn serve(setup: &Setup) -> Serving {
+pub fn serve(setup: &Setup) -> Serving {
     let mut child = setup
         .gw
         .command(&[
@@ -59,13 +59,13 @@ fn serve(setup: &Setup) -> Serving {
     Serving { child, proxy, api }
 }
 
-fn stop(mut s: Serving) -> String {
+pub fn stop(mut s: Serving) -> String {
     let (code, log) = crate::support::terminate(&mut s.child);
     assert!(code.success(), "{log}");
     log
 }
 
-fn consumer_key(setup: &Setup, alias: &str) -> String {
+pub fn consumer_key(setup: &Setup, alias: &str) -> String {
     let out = setup
         .gw
         .run(&[
