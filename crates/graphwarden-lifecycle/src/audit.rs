@@ -777,3 +777,170 @@ fn find_tier(v: &serde_json::Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graphwarden_core::{AppId, Scope, TokenAlias};
+    use graphwarden_store::Expiry;
+
+    fn now() -> Timestamp {
+        "2026-12-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn token(alias: &str) -> Token {
+        Token {
+            id: format!("id-{alias}"),
+            alias: TokenAlias::parse(alias).unwrap(),
+            kind: TokenKind::SystemUser,
+            app_id: AppId::parse("1234567890").unwrap(),
+            hint: "EAAB…abcd".into(),
+            meta_user_id: None,
+            page_id: None,
+            business_id: None,
+            parent_id: None,
+            parent_alias: None,
+            owner: "ops".into(),
+            requested_by: String::new(),
+            purpose: "reporting".into(),
+            scopes_needed: vec![Scope::parse("ads_read").unwrap()],
+            tags: Vec::new(),
+            created_at: now() - SignedDuration::from_hours(24),
+            updated_at: now(),
+            status: TokenStatus::Valid,
+            status_cause: String::new(),
+            expires: Expiry::Never,
+            data_access_expires_at: None,
+            issued_at: None,
+            scopes: Some(vec!["ads_read".into()]),
+            granular_scopes: None,
+            last_checked_at: None,
+            last_used_at: None,
+            flags: Vec::new(),
+            meta_kind: None,
+            pending_since: None,
+            renewal_failures: 0,
+            lease_until: None,
+            renewal_policy: None,
+        }
+    }
+
+    fn run(tokens: &[Token], calls: &HashMap<String, TokenCalls>, recorded: bool) -> Vec<Finding> {
+        findings(&AuditInput {
+            tokens,
+            apps: &[],
+            calls,
+            calls_recorded: recorded,
+            tiers: &BTreeMap::new(),
+            chain: None,
+            now: now(),
+            policy: &AuditPolicy::default(),
+        })
+    }
+
+    #[test]
+    fn a_well_kept_token_has_no_findings() {
+        assert_eq!(run(&[token("fine")], &HashMap::new(), false), vec![]);
+    }
+
+    #[test]
+    fn write_scopes_beyond_the_needs_are_high_and_read_scopes_medium() {
+        let mut t = token("wide");
+        t.scopes = Some(vec![
+            "ads_read".into(),
+            "ads_management".into(),
+            "read_insights".into(),
+        ]);
+        let found = run(&[t], &HashMap::new(), false);
+        let severity = |scope: &str| {
+            found
+                .iter()
+                .find(|f| f.subject.as_deref() == Some(scope))
+                .map(|f| f.severity)
+        };
+        assert_eq!(severity("ads_management"), Some(Severity::High));
+        assert_eq!(severity("read_insights"), Some(Severity::Medium));
+        assert_eq!(
+            found[0].subject.as_deref(),
+            Some("ads_management"),
+            "most severe first"
+        );
+    }
+
+    #[test]
+    fn disuse_is_only_judged_when_the_proxy_recorded_calls() {
+        let mut old = token("idle");
+        old.created_at = now() - SignedDuration::from_hours(24 * 45);
+        let rule = |found: Vec<Finding>| found.iter().any(|f| f.rule == "unused");
+        assert!(!rule(run(
+            std::slice::from_ref(&old),
+            &HashMap::new(),
+            false
+        )));
+        assert!(rule(run(std::slice::from_ref(&old), &HashMap::new(), true)));
+        let used = HashMap::from([(
+            "idle".to_owned(),
+            TokenCalls {
+                calls: 1,
+                last_at: Some(now()),
+            },
+        )]);
+        assert!(!rule(run(&[old], &used, true)));
+    }
+
+    #[test]
+    fn dead_tokens_are_not_held_to_live_rules() {
+        let mut t = token("gone");
+        t.status = TokenStatus::Revoked;
+        t.scopes = Some(vec!["ads_management".into()]);
+        t.issued_at = Some(now() - SignedDuration::from_hours(24 * 400));
+        let found = run(&[t], &HashMap::new(), true);
+        assert_eq!(
+            found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+            vec!["dead_token"]
+        );
+    }
+
+    #[test]
+    fn compare_marks_new_and_lists_resolved_by_rule_token_and_subject() {
+        let f = |rule: &str, alias: &str, subject: &str| Finding {
+            rule: rule.into(),
+            severity: Severity::Low,
+            alias: Some(alias.into()),
+            app_id: None,
+            subject: Some(subject.into()),
+            title: "t".into(),
+            evidence: "e".into(),
+            action: "a".into(),
+            new: false,
+        };
+        let before = vec![
+            f("excess_scope", "a", "ads_management"),
+            f("no_owner", "b", "owner"),
+        ];
+        let now = vec![
+            f("excess_scope", "a", "ads_management"),
+            f("excess_scope", "a", "business_management"),
+        ];
+        let (current, resolved) = compare(now.clone(), Some(&before));
+        assert_eq!(
+            current.iter().map(|f| f.new).collect::<Vec<_>>(),
+            vec![false, true]
+        );
+        assert_eq!(resolved, vec![f("no_owner", "b", "owner")]);
+        let (first, none) = compare(now, None);
+        assert!(first.iter().all(|f| f.new) && none.is_empty());
+    }
+
+    #[test]
+    fn the_tier_is_found_wherever_the_usage_names_it() {
+        let usage = serde_json::json!({
+            "business_use_case": [{"object_id": "1", "ads_api_access_tier": "standard_access"}]
+        });
+        assert_eq!(find_tier(&usage).as_deref(), Some("standard_access"));
+        assert_eq!(
+            find_tier(&serde_json::json!({"app": {"call_count": 1}})),
+            None
+        );
+    }
+}

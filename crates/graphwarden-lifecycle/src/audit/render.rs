@@ -186,3 +186,48 @@ pub fn html(report: &AuditReport) -> String {
     out.push_str("</body></html>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditSummary;
+
+    fn report(title: &str) -> AuditReport {
+        AuditReport {
+            id: 3,
+            at: "2026-12-01T12:00:00Z".parse().unwrap(),
+            actor: "cli:<ops>".into(),
+            previous_id: None,
+            previous_at: None,
+            summary: AuditSummary::default(),
+            findings: vec![Finding {
+                rule: "no_purpose".into(),
+                severity: Severity::Low,
+                alias: Some("t".into()),
+                app_id: None,
+                subject: Some("purpose".into()),
+                title: title.into(),
+                evidence: "line one\nline two".into(),
+                action: "act".into(),
+                new: true,
+            }],
+            resolved: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn markdown_keeps_each_finding_on_one_row() {
+        let md = markdown(&report("a | b"));
+        let row = md.lines().find(|l| l.starts_with("| low")).unwrap();
+        assert!(row.contains("a \\| b") && row.contains("line one line two"), "{row}");
+        assert!(row.starts_with("| low (new) | t |"));
+    }
+
+    #[test]
+    fn html_escapes_everything_it_is_given() {
+        let html = html(&report("<script>alert(1)</script>"));
+        assert!(!html.contains("<script"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("cli:&lt;ops&gt;"));
+    }
+}
