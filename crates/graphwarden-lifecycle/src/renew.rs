@@ -342,7 +342,9 @@ impl Renewer {
     }
 
     /// Plan (and unless `dry_run`, carry out) renewal of `tokens`; pending renewals left by a
-    /// crash are finished first. `force` turns a `Leave` of a user token into an exchange.
+    /// crash are finished first. `force_exchange` turns a `Leave` into what the kind allows now:
+    /// an exchange (user), a refresh (60-day system user), a new derivation (Page, from a live
+    /// parent); never-expiring system-user and app tokens are left alone.
     pub async fn renew(
         &self,
         tokens: Vec<Token>,
@@ -380,13 +382,22 @@ impl Renewer {
             }
             let parent = self.parent_of(&token).await?;
             let mut plan = plan(&token, parent.as_ref(), self.clock.now(), &self.policy);
-            if force_exchange
-                && matches!(plan, Plan::Leave { .. })
-                && token.kind == TokenKind::User
-                && token.status.is_usable()
-            {
-                plan = Plan::Exchange {
-                    reason: "asked for".into(),
+            if force_exchange && matches!(plan, Plan::Leave { .. }) && token.status.is_usable() {
+                plan = match token.kind {
+                    TokenKind::User => Plan::Exchange {
+                        reason: "asked for".into(),
+                    },
+                    TokenKind::SystemUser if matches!(token.expires, Expiry::At(_)) => {
+                        Plan::Refresh {
+                            reason: "asked for".into(),
+                        }
+                    }
+                    TokenKind::Page if parent.as_ref().is_some_and(|p| p.status.is_usable()) => {
+                        Plan::Rederive {
+                            reason: "asked for".into(),
+                        }
+                    }
+                    _ => plan,
                 };
             }
             let (outcome, detail) = match (&plan, dry_run) {

@@ -159,6 +159,11 @@ pub struct ScanArgs {
     /// `graphwarden revoke` does, with the tokens derived from them).
     #[arg(long, conflicts_with = "no_check")]
     pub revoke: bool,
+    /// Give every stored token found live a fresh secret now (user tokens exchanged, 60-day
+    /// system-user tokens refreshed, Page tokens derived again), so the applications fetching it
+    /// move off the leaked one. The leaked value stays valid until it expires or is revoked.
+    #[arg(long, conflicts_with_all = ["no_check", "revoke"])]
+    pub renew: bool,
     #[arg(long)]
     pub json: bool,
 }

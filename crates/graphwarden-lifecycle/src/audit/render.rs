@@ -219,7 +219,10 @@ mod tests {
     fn markdown_keeps_each_finding_on_one_row() {
         let md = markdown(&report("a | b"));
         let row = md.lines().find(|l| l.starts_with("| low")).unwrap();
-        assert!(row.contains("a \\| b") && row.contains("line one line two"), "{row}");
+        assert!(
+            row.contains("a \\| b") && row.contains("line one line two"),
+            "{row}"
+        );
         assert!(row.starts_with("| low (new) | t |"));
     }
 

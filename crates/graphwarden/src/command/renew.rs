@@ -11,7 +11,7 @@ use crate::command::{Context, parse_flag};
 use crate::exit::{CliError, CliResult};
 use crate::output;
 
-fn lifecycle_error(e: graphwarden_lifecycle::renew::RenewError) -> CliError {
+pub fn lifecycle_error(e: graphwarden_lifecycle::renew::RenewError) -> CliError {
     match e {
         graphwarden_lifecycle::renew::RenewError::Store(s) => CliError::from(s),
     }

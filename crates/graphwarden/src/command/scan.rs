@@ -95,6 +95,8 @@ struct Report {
     findings: Vec<Finding>,
     /// Stored tokens revoked by `--revoke`.
     revoked: Vec<String>,
+    /// Stored tokens given a fresh secret by `--renew`.
+    renewed: Vec<String>,
     files_scanned: usize,
     commits_scanned: usize,
 }
@@ -519,8 +521,49 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
         }
     }
 
+    let mut renewed = Vec::new();
+    if args.renew {
+        let mut live: Vec<String> = findings
+            .iter()
+            .filter(|f| f.live == Some(true))
+            .filter_map(|f| f.alias.clone())
+            .collect();
+        live.sort();
+        live.dedup();
+        let mut tokens = Vec::new();
+        for alias in &live {
+            if let Ok(parsed) = TokenAlias::parse(alias) {
+                tokens.push(inventory.token(&parsed).await.map_err(CliError::from)?);
+            }
+        }
+        if !tokens.is_empty() {
+            let renewer = ctx.renewer(Arc::clone(&inventory))?;
+            let actor = format!("{} (scan --renew)", ctx.actor);
+            let report = renewer
+                .renew(tokens, false, true, &actor)
+                .await
+                .map_err(super::renew::lifecycle_error)?;
+            for r in &report.tokens {
+                if r.outcome == "renewed" {
+                    eprintln!(
+                        "Renewed `{}`: consumers fetching it now get a fresh secret. The leaked one \
+                         stays valid until it expires or is revoked.",
+                        r.alias
+                    );
+                    renewed.push(r.alias.clone());
+                } else {
+                    eprintln!(
+                        "Could not renew `{}` ({}): {}",
+                        r.alias, r.outcome, r.detail
+                    );
+                }
+            }
+        }
+    }
+
     let report = Report {
         revoked,
+        renewed,
         findings,
         files_scanned,
         commits_scanned,

@@ -94,3 +94,40 @@ async fn scan_revoke_revokes_the_live_stored_tokens_it_finds() {
     let (_, rows) = s.check_json(&["ana"]);
     assert_eq!(rows[0]["status"], "revoked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_renew_gives_the_live_stored_tokens_it_finds_a_fresh_secret() {
+    let s = Setup::new().await;
+    s.add("ana", "ana-long-lived", &["--user-id", ids::USER_ANA])
+        .ok();
+    s.add("page", "acme-page", &[]).ok();
+    let leaked = s.token("ana-long-lived");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leak.env"),
+        format!("TOKEN={leaked}\nPAGE={}\n", s.token("acme-page")),
+    )
+    .unwrap();
+    let out =
+        s.gw.run(&["scan", "--renew", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["renewed"], serde_json::json!(["ana"]), "{report}");
+    assert!(
+        out.stderr.contains("The leaked one stays valid"),
+        "{}",
+        out.stderr
+    );
+    // A Page token without a stored parent cannot be derived again: said so, not hidden.
+    assert!(
+        out.stderr.contains("Could not renew `page`"),
+        "{}",
+        out.stderr
+    );
+    // The inventory holds a new secret; the leaked one is no longer what it hands out.
+    let now = s.gw.run(&["token", "reveal", "ana", "--yes"]).ok().stdout;
+    assert!(!now.contains(&leaked));
+    let out =
+        s.gw.run(&["scan", "--renew", "--revoke", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 64, "either one: {}", out.transcript());
+}
