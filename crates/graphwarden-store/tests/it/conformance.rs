@@ -1698,3 +1698,55 @@ pub async fn a_secret_is_found_in_the_log_by_fingerprint_only(store: &TestStore)
         assert!(!text.contains(&kept) && !text.contains(&removed));
     }
 }
+
+pub async fn audits_are_stored_compared_in_order_and_pruned(store: &TestStore) {
+    use graphwarden_store::AuditRecord;
+
+    let inv = with_app(store).await;
+    let s = inv.store();
+    assert_eq!(s.latest_audit().await.unwrap(), None);
+    let event = |n: i64| graphwarden_store::NewEvent {
+        at: n,
+        actor: "test".into(),
+        action: "audit.completed",
+        token_id: None,
+        token_alias: None,
+        app_id: None,
+        detail: serde_json::json!({"findings": n}),
+    };
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let record = AuditRecord {
+            id: 0,
+            at_ms: n * 1_000,
+            actor: "test".into(),
+            findings: serde_json::json!([{"rule": "no_owner", "n": n}]),
+            summary: serde_json::json!({"tokens": n}),
+        };
+        ids.push(s.insert_audit(&record, &event(n)).await.unwrap());
+    }
+    let latest = s.latest_audit().await.unwrap().unwrap();
+    assert_eq!(latest.id, ids[2]);
+    assert_eq!(latest.findings[0]["n"], 3);
+    assert_eq!(s.audit_before(ids[2]).await.unwrap().unwrap().id, ids[1]);
+    assert_eq!(s.audit_before(ids[0]).await.unwrap(), None);
+    assert_eq!(s.audit(ids[0]).await.unwrap().unwrap().summary["tokens"], 1);
+    let listed = s.audits(10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1], ids[0]]
+    );
+    assert!(
+        listed[0].findings.is_null(),
+        "the list leaves the findings out"
+    );
+    // Everything is old, but the latest is kept.
+    assert_eq!(s.prune_audits(10_000).await.unwrap(), 2);
+    assert_eq!(s.audits(10).await.unwrap().len(), 1);
+    // Each audit was written with its event, on the chain.
+    assert!(inv.verify_events().await.unwrap().intact());
+    assert_eq!(
+        inv.recent_events(1).await.unwrap()[0].action,
+        "audit.completed"
+    );
+}

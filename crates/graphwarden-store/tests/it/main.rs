@@ -61,4 +61,5 @@ on_both_backends!(
     event_chain_names_edits_deletions_and_truncation,
     event_chain_catches_a_cut_tail_a_forged_row_and_a_forged_head,
     a_secret_is_found_in_the_log_by_fingerprint_only,
+    audits_are_stored_compared_in_order_and_pruned,
 );
