@@ -50,6 +50,11 @@ gw token list
 say "Inspect everything (exit code 0 fine, 1 warning, 2 critical)"
 code=0; gw check || code=$?; echo "exit code: $code"
 
+say "The weekly security audit: findings with evidence and the action to take (exit 2: critical or high)"
+code=0; gw audit || code=$?; echo "exit code: $code"
+gw audit --last --format html --output "$WORK/audit.html" >/dev/null || true
+echo "The same audit as one self-contained HTML page: $(wc -c < "$WORK/audit.html") bytes (removed with the demo)."
+
 say "Ana changes her Facebook password"
 # Ana is user 100000000000101 in the simulator's default world (docs/simulator.md).
 curl -s -X POST "$SIM/__sim/events/password_change" -d '{"user_id":"100000000000101"}' >/dev/null
@@ -71,3 +76,8 @@ for label in ana-long-lived acme-page bot-60-days; do
 done
 if grep -qF "$APP_SECRET" "$DATA"/graphwarden.db*; then echo "FAIL: the app secret is stored in the clear" >&2; exit 1; fi
 echo "Checked: no token and no app secret appears in the database files in the clear."
+
+say "The event log is hash-chained: any edited or deleted row is found"
+gw events verify
+echo "Was Ana's leaked token ever stored here? (asked by fingerprint; the log never holds it)"
+tok ana-long-lived | gw events find --token - | head -3

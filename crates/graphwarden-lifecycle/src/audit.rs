@@ -311,7 +311,10 @@ fn token_findings(
 
     if !usable && token.status != TokenStatus::Unknown {
         out.push(about(token, "dead_token", Severity::Medium).says(
-            format!("`{alias}` is {} but still stored", token.status),
+            format!(
+                "`{alias}` no longer works ({}) and is still stored",
+                token.status
+            ),
             if token.status_cause.is_empty() {
                 format!("status {}", token.status)
             } else {
@@ -374,7 +377,11 @@ fn token_findings(
             }
         } else {
             let needed: BTreeSet<&str> = token.scopes_needed.iter().map(|s| s.as_str()).collect();
-            for scope in granted.iter().filter(|s| !needed.contains(s.as_str())) {
+            // `public_profile` comes with every login and grants nothing to act on.
+            for scope in granted
+                .iter()
+                .filter(|s| !needed.contains(s.as_str()) && *s != "public_profile")
+            {
                 let severity = if writes(scope) {
                     Severity::High
                 } else {

@@ -129,40 +129,36 @@ fn table(report: &AuditReport) -> String {
         }
         None => out.push_str("The first audit: every finding is new.\n"),
     }
+    // A list, not a table: evidence and actions are sentences, too long for columns.
     let rows = |findings: &[Finding], resolved: bool| {
-        let mut t = output::table(&["SEVERITY", "TOKEN/APP", "FINDING", "ACTION"]);
+        let mut text = String::new();
         for f in findings {
-            let mut severity = f.severity.as_str().to_owned();
-            if f.new {
-                severity.push_str(" NEW");
+            let who = f.alias.as_deref().or(f.app_id.as_deref()).unwrap_or("—");
+            let tag = match (resolved, f.new) {
+                (true, _) => format!("[{} resolved]", f.rule),
+                (false, true) => format!("[{} NEW]", f.rule),
+                (false, false) => format!("[{}]", f.rule),
+            };
+            let _ = writeln!(
+                text,
+                "{:<8} {who}: {} {tag}",
+                f.severity.as_str().to_uppercase(),
+                f.title
+            );
+            if !resolved {
+                let _ = writeln!(text, "         evidence: {}", f.evidence);
+                let _ = writeln!(text, "         action:   {}", f.action);
             }
-            if resolved {
-                severity = format!("{severity} (resolved)");
-            }
-            t.add_row(vec![
-                severity,
-                f.alias
-                    .as_deref()
-                    .or(f.app_id.as_deref())
-                    .unwrap_or("—")
-                    .to_owned(),
-                format!("{}\n  {} [{}]", f.title, f.evidence, f.rule),
-                f.action.clone(),
-            ]);
         }
-        t.to_string()
-            .lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n")
+        text
     };
     if report.findings.is_empty() {
         out.push_str("\nNothing found.\n");
     } else {
-        let _ = writeln!(out, "\n{}", rows(&report.findings, false));
+        let _ = write!(out, "\n{}", rows(&report.findings, false));
     }
     if !report.resolved.is_empty() {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\nResolved since the previous audit:\n{}",
             rows(&report.resolved, true)

@@ -70,8 +70,20 @@ fn jobs_are_listed_and_run_by_hand() {
         .iter()
         .map(|j| j["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["inspect", "prune", "renew"]);
+    assert_eq!(names, ["audit", "inspect", "prune", "renew"]);
     assert!(jobs[0]["next_run_at"].is_string());
+
+    // The weekly audit, run by hand: stored, so `audit --last` shows it.
+    let out = gw.run(&["jobs", "run", "audit", "--json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        run["summary"].as_str().unwrap().starts_with("audit #1:"),
+        "{run}"
+    );
+    let out = gw.run(&["audit", "--last", "--format", "json"]);
+    let audit: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(audit["id"], 1);
+    assert_eq!(audit["actor"], "scheduler");
 
     let out = gw.run(&["jobs", "run", "prune", "--json"]).ok();
     let run: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
