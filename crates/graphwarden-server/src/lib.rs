@@ -8,6 +8,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod handler;
 pub mod metrics;
@@ -35,7 +36,8 @@ pub use state::{AppState, ServerConfig, Services};
 pub fn router(state: AppState) -> Router {
     let (api, _) = openapi::router().split_for_parts();
     let limits = state.config();
-    api.layer(DefaultBodyLimit::max(limits.body_limit))
+    api.merge(dashboard::router())
+        .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub link_ttl: Duration,
     /// `/metrics` asks for a reader key.
     pub metrics_require_key: bool,
+    /// What audits run from the dashboard hold tokens to (`[audit]`).
+    pub audit: graphwarden_lifecycle::audit::AuditPolicy,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             metrics_require_key: false,
+            audit: graphwarden_lifecycle::audit::AuditPolicy::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod callbacks;
+mod dashboard;
 mod prometheus;
 mod proxy;
 mod scheduler;

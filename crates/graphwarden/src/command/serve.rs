@@ -213,6 +213,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             public_url,
             link_ttl: duration(&cfg.server.link_ttl)?,
             metrics_require_key: cfg.server.metrics_require_key,
+            audit: ctx.audit_policy()?,
         },
     );
     let proxy_listen = args
