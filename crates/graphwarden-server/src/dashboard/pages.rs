@@ -121,12 +121,17 @@ pub struct ActionForm {
 }
 
 /// Check the form's origin and CSRF token, and the viewer's role.
-fn allowed(viewer: &Viewer, headers: &HeaderMap, csrf: &str, role: Role) -> Result<(), Response> {
+fn allowed(
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    csrf: &str,
+    role: Role,
+) -> Result<(), Box<Response>> {
     if !session::same_origin(headers) || !viewer.csrf_ok(csrf) {
-        return Err(session::forbidden());
+        return Err(Box::new(session::forbidden()));
     }
     if !viewer.can(role) {
-        return Err(trouble(
+        return Err(Box::new(trouble(
             viewer,
             StatusCode::FORBIDDEN,
             format!(
@@ -134,14 +139,20 @@ fn allowed(viewer: &Viewer, headers: &HeaderMap, csrf: &str, role: Role) -> Resu
                 viewer.key.role
             ),
             "/",
-        ));
+        )));
     }
     Ok(())
 }
 
-fn parse_alias(viewer: &Viewer, text: &str) -> Result<TokenAlias, Response> {
-    TokenAlias::parse(text)
-        .map_err(|e| trouble(viewer, StatusCode::NOT_FOUND, e.to_string(), "/tokens"))
+fn parse_alias(viewer: &Viewer, text: &str) -> Result<TokenAlias, Box<Response>> {
+    TokenAlias::parse(text).map_err(|e| {
+        Box::new(trouble(
+            viewer,
+            StatusCode::NOT_FOUND,
+            e.to_string(),
+            "/tokens",
+        ))
+    })
 }
 
 fn fmt_time(t: Timestamp) -> String {
@@ -680,7 +691,7 @@ pub async fn token(
 ) -> Response {
     let alias = match parse_alias(&viewer, &alias) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inventory = state.inventory();
     let now = state.clock().now();
@@ -807,11 +818,11 @@ pub async fn check(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     let alias = match parse_alias(&viewer, &alias) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("/tokens/{alias}");
     match state
@@ -860,11 +871,11 @@ pub async fn renew(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     let alias = match parse_alias(&viewer, &alias) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("/tokens/{alias}");
     let token = match state.inventory().token(&alias).await {
@@ -926,11 +937,11 @@ pub async fn revoke(
 ) -> Response {
     use graphwarden_lifecycle::revoke as rv;
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Admin) {
-        return r;
+        return *r;
     }
     let alias = match parse_alias(&viewer, &alias) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("/tokens/{alias}");
     let inventory = state.inventory();
@@ -1028,11 +1039,11 @@ pub async fn reveal(
     Form(form): Form<RevealForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Admin) {
-        return r;
+        return *r;
     }
     let alias = match parse_alias(&viewer, &alias) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let chrome = Chrome::new(&viewer, format!("Reveal {alias}"), "tokens");
     if form.confirm != "yes" {
@@ -1288,7 +1299,7 @@ pub async fn silence(
     Form(form): Form<SilenceForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     let now = state.clock().now();
     let ends = graphwarden_core::duration::parse_duration(form.duration.trim())
@@ -1378,7 +1389,7 @@ pub async fn expire_silence(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     let now = state.clock().now();
     match state
@@ -1579,7 +1590,7 @@ pub async fn run_audit(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     let auditor = Auditor::new(state.inventory().clone(), state.config().audit.clone());
     match auditor.run(&viewer.actor()).await {
@@ -1674,7 +1685,7 @@ pub async fn run_job(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return r;
+        return *r;
     }
     match state.scheduler().run_now(&name).await {
         Ok(run) => {

@@ -356,7 +356,8 @@ async fn readers_see_operators_act_admins_reveal_and_revoke() {
     let (status, _, preview) = admin.post("/tokens/ana/revoke", &[("csrf", &csrf)]).await;
     assert_eq!(status, 200);
     assert!(
-        preview.contains("Revoke `ana` at Meta?") && preview.contains("Consumer keys that fetch it: consumer"),
+        preview.contains("Revoke `ana` at Meta?")
+            && preview.contains("Consumer keys that fetch it: consumer"),
         "{preview}"
     );
     let (status, to, _) = admin
