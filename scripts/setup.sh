@@ -6,6 +6,8 @@
 #  - Debian's prometheus-alertmanager and python3-aiosmtpd (an SMTP sink), when missing, which the
 #    graphwarden-notify tests start and deliver to, and Debian's prometheus, which the server
 #    tests start to scrape /metrics
+#  - Debian's chromium and the one npm package (playwright-core, tests/browser/package-lock.json)
+#    that drives it through the dashboard in the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,5 +55,25 @@ if [ "${#notify_pkgs[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${notify_pkgs[@]}" >/dev/null
   else
     log "${notify_pkgs[*]} not installed and apt-get is not available: the graphwarden-notify tests will fail"
+  fi
+fi
+
+# The dashboard's browser test: Debian's Chromium (design.md §5), driven by playwright-core from
+# npm with /usr/bin/chromium (no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  else
+    log "chromium is not installed and apt-get is not available: the browser test will fail"
+  fi
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  if command -v npm >/dev/null 2>&1; then
+    log "installing playwright-core for the browser test"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund --silent
+  else
+    log "npm is not installed: the browser test will fail"
   fi
 fi

@@ -64,9 +64,11 @@ async fn secure_headers(mut response: Response) -> Response {
         );
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: with no referrer at all, Chromium sends `Origin: null`
+    // on form posts, and the same-origin check could not tell them from a forged one.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",

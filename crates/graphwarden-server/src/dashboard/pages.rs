@@ -767,7 +767,7 @@ pub async fn token(
         app: t.app_id.to_string(),
         status: t.status.as_str().to_owned(),
         tone: tone(t.status),
-        cause: if t.status_cause.is_empty() {
+        cause: if t.status_cause.is_empty() || t.status_cause == t.status.as_str() {
             t.status.action().to_owned()
         } else {
             t.status_cause.clone()
