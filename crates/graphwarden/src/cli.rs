@@ -93,6 +93,24 @@ pub enum Command {
     Events(EventsCommand),
     /// Run the offline Meta Graph API simulator.
     Sim(SimArgs),
+    /// Everything at once, with nothing configured: a simulated agency in the simulator, the
+    /// daemon (dashboard, proxy, jobs, alerts) on SQLite in a temporary directory, traffic, and
+    /// compressed time. Prints the dashboard's address and a sign-in key; Ctrl-C stops it and
+    /// removes what it made.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the dashboard and API listen (default: a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Real seconds per simulated day.
+    #[arg(long, default_value_t = 4.0, value_name = "SECONDS")]
+    pub seconds_per_day: f64,
+    /// Stop when the scenario ends instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod app;
 mod audit;
 mod check;
 mod config;
+mod demo;
 mod events;
 mod init;
 mod jobs;
@@ -355,6 +356,11 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         print!("{}", settings::EXAMPLE);
         return Ok(0);
     }
+    // The demo makes its own data directory.
+    if let Command::Demo(args) = cli.command {
+        init_logging_level(cli.log_level.as_deref().unwrap_or("error"));
+        return demo::run(args).await;
+    }
     // The simulator needs no data directory, key or database either.
     if let Command::Sim(args) = cli.command {
         init_logging_level(cli.log_level.as_deref().unwrap_or("warn"));
@@ -393,7 +399,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Revoke(args) => revoke::run(&ctx, args).await,
         Command::Events(command) => events::run(&ctx, command).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
-        Command::Sim(_) => Ok(0),
+        Command::Sim(_) | Command::Demo(_) => Ok(0),
     }
 }
 

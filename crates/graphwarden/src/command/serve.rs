@@ -149,6 +149,17 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
+    serve_until(ctx, args, shutdown_signal(), true).await
+}
+
+/// Serve until `stop` completes (SIGTERM or Ctrl-C for `graphwarden serve`; the demo's own
+/// end for `graphwarden demo`), printing where it listens when `announce`.
+pub async fn serve_until(
+    ctx: &Context,
+    args: ServeArgs,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    announce: bool,
+) -> CliResult<u8> {
     let cfg = &ctx.loaded.config;
     let listen = args.listen.unwrap_or_else(|| cfg.server.listen.clone());
     let inventory = Arc::new(ctx.inventory().await?);
@@ -269,7 +280,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         tokio::spawn(async move { engine.run(finished, stopped(rx)).await })
     });
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("Stopping: no new requests or jobs; letting those in flight finish.");
         let _ = stop_tx.send(true);
     });
@@ -278,10 +289,12 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
             let at = listener
                 .local_addr()
                 .map_err(|e| CliError::new(crate::exit::IO, e.to_string()))?;
-            println!(
-                "graphwarden serve: Graph proxy on http://{at} (to {})",
-                proxy.config().upstream
-            );
+            if announce {
+                println!(
+                    "graphwarden serve: Graph proxy on http://{at} (to {})",
+                    proxy.config().upstream
+                );
+            }
             tracing::info!(%at, "The Graph proxy is listening.");
             let rx = stop_rx.clone();
             Some(tokio::spawn(proxy.serve(listener, stopped(rx), grace)))
@@ -289,9 +302,11 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> CliResult<u8> {
         None => None,
     };
     // A line for people and scripts: where it listens.
-    println!(
-        "graphwarden serve: API on http://{local}/api/v1 (health: /healthz, /readyz, metrics: /metrics)"
-    );
+    if announce {
+        println!(
+            "graphwarden serve: API on http://{local}/api/v1 (dashboard: http://{local}/, health: /healthz, /readyz, metrics: /metrics)"
+        );
+    }
     tracing::info!(%local, scheduler = cfg.scheduler.enabled, "Serving.");
     graphwarden_server::launch_with_listener(state, listener, stopped(stop_rx), grace)
         .await

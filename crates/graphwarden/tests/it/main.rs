@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod check;
 mod config;
+mod demo;
 mod events;
 mod inventory;
 mod postgres;
