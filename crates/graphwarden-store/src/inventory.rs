@@ -4,6 +4,7 @@
 mod access;
 mod callback;
 pub mod events;
+mod users;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -34,7 +34,7 @@ pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use service::{
     AlertDelivery, ApiKey, ApiKeyRecord, AuditRecord, DeletionRequest, DeliveryState, JobClaim,
-    JobRecord, JobRun, NewDelivery, ServiceStore, SilenceRecord, new_silence_id,
+    JobRecord, JobRun, NewDelivery, ServiceStore, SilenceRecord, User, UserRecord, new_silence_id,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::Store;

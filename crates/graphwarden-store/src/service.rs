@@ -60,6 +60,23 @@ pub struct JobRun {
     pub counts: serde_json::Value,
 }
 
+/// A local user of the dashboard, without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// A user as stored: with the argon2id hash of the password (a PHC string).
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub user: User,
+    pub password_hash: String,
+}
+
 /// One stored security audit: its findings and summary as JSON (their shape belongs to
 /// `graphwarden_lifecycle::audit`).
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +239,14 @@ pub trait ServiceStore: Send + Sync {
     async fn deletion_request(&self, code: &str) -> Result<Option<DeletionRequest>>;
     /// The latest runs, newest first, of one job or all.
     async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
+
+    /// Fails with [`crate::StoreError::NameTaken`] when the name is taken.
+    async fn insert_user(&self, user: &UserRecord, event: &NewEvent) -> Result<()>;
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>>;
+    async fn users(&self) -> Result<Vec<User>>;
+    /// `false` when there is no such user.
+    async fn delete_user(&self, name: &str, event: &NewEvent) -> Result<bool>;
+    async fn set_user_login(&self, name: &str, at_ms: i64) -> Result<()>;
 
     /// Store an audit with its event; returns its id.
     async fn insert_audit(&self, audit: &AuditRecord, event: &NewEvent) -> Result<i64>;

@@ -11,7 +11,7 @@ macro_rules! impl_service_store {
             use $crate::error::{Result, StoreError};
             use $crate::model::NewEvent;
             use $crate::service::{
-                AlertDelivery, ApiKey, ApiKeyRecord, AuditRecord, DeletionRequest, JobClaim, JobRecord, JobRun,
+                AlertDelivery, ApiKey, ApiKeyRecord, AuditRecord, User, UserRecord, DeletionRequest, JobClaim, JobRecord, JobRun,
                 NewDelivery, ServiceStore, SilenceRecord,
             };
             use graphwarden_core::alert::{Matchers, Silence};
@@ -109,6 +109,24 @@ macro_rules! impl_service_store {
                 next_attempt_at, state, last_error, created_at, delivered_at FROM alert_deliveries";
             const SILENCE_SELECT: &str = "SELECT id, matchers, starts_at, ends_at, created_by, \
                 comment, created_at FROM silences";
+
+            const USER_SELECT: &str = "SELECT name, role, password_hash, created_at, created_by, last_login_at FROM users";
+
+            fn user_from_row(row: &DbRow) -> Result<UserRecord> {
+                let role: String = row.try_get("role")?;
+                Ok(UserRecord {
+                    user: User {
+                        name: row.try_get("name")?,
+                        role: role
+                            .parse()
+                            .map_err(|_| StoreError::corrupt(format!("stored user role `{role}`")))?,
+                        created_at: sql::ts(row.try_get("created_at")?)?,
+                        created_by: row.try_get("created_by")?,
+                        last_login_at: sql::opt_ts(row.try_get("last_login_at")?)?,
+                    },
+                    password_hash: row.try_get("password_hash")?,
+                })
+            }
 
             const AUDIT_SELECT: &str = "SELECT id, at, actor, findings, summary FROM audits";
 
@@ -419,6 +437,70 @@ macro_rules! impl_service_store {
                         }
                     };
                     rows.iter().map(run_from_row).collect()
+                }
+
+                async fn insert_user(&self, user: &UserRecord, event: &NewEvent) -> Result<()> {
+                    let mut tx = self.writer().begin().await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO users (name, role, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&user.user.name)
+                    .bind(user.user.role.as_str())
+                    .bind(&user.password_hash)
+                    .bind(user.user.created_at.as_millisecond())
+                    .bind(&user.user.created_by)
+                    .execute(&mut *tx)
+                    .await;
+                    if let Err(e) = inserted {
+                        if sql::is_unique_violation(&e) {
+                            return Err(StoreError::NameTaken {
+                                what: "user",
+                                name: user.user.name.clone(),
+                            });
+                        }
+                        return Err(e.into());
+                    }
+                    super::insert_event(&mut tx, self.chain(), event).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+                    let row = sqlx::query(&format!("{USER_SELECT} WHERE name = $1"))
+                        .bind(name)
+                        .fetch_optional(self.reader())
+                        .await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn users(&self) -> Result<Vec<User>> {
+                    let rows = sqlx::query(&format!("{USER_SELECT} ORDER BY name"))
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter().map(|r| user_from_row(r).map(|u| u.user)).collect()
+                }
+
+                async fn delete_user(&self, name: &str, event: &NewEvent) -> Result<bool> {
+                    let mut tx = self.writer().begin().await?;
+                    let done = sqlx::query("DELETE FROM users WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    super::insert_event(&mut tx, self.chain(), event).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn set_user_login(&self, name: &str, at_ms: i64) -> Result<()> {
+                    sqlx::query("UPDATE users SET last_login_at = $1 WHERE name = $2")
+                        .bind(at_ms)
+                        .bind(name)
+                        .execute(self.writer())
+                        .await?;
+                    Ok(())
                 }
 
                 async fn insert_audit(&self, audit: &AuditRecord, event: &NewEvent) -> Result<i64> {

@@ -84,6 +84,9 @@ pub enum Command {
     /// Show what revoking a stored token would break, then revoke it through Meta and mark it
     /// and the tokens derived from it.
     Revoke(RevokeArgs),
+    /// Local users who sign in to the dashboard with a password.
+    #[command(subcommand)]
+    User(UserCommand),
     /// The security audit: over-privileged, unused, old, orphaned and unexpected tokens and apps,
     /// each with its evidence and the action to take. Stored, and compared with the previous
     /// audit. Exits 2 with a critical or high finding, 1 with a medium one.
@@ -111,6 +114,24 @@ pub struct DemoArgs {
     /// Stop when the scenario ends instead of waiting for Ctrl-C.
     #[arg(long)]
     pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password (12 characters or more) is read from standard input or asked
+    /// for twice.
+    Add {
+        name: String,
+        /// `reader`, `operator` or `admin`.
+        #[arg(long)]
+        role: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user; their sessions end at once.
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ mod silence;
 mod sim;
 mod token;
 mod usage;
+mod user;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -399,6 +400,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Revoke(args) => revoke::run(&ctx, args).await,
         Command::Events(command) => events::run(&ctx, command).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
+        Command::User(command) => user::run(&ctx, command).await,
         Command::Sim(_) | Command::Demo(_) => Ok(0),
     }
 }

@@ -39,8 +39,8 @@ impl Chrome {
             title: title.into(),
             nav,
             csrf: viewer.csrf.clone(),
-            who: viewer.key.name.clone(),
-            role: viewer.key.role.as_str().to_owned(),
+            who: viewer.name.clone(),
+            role: viewer.role.as_str().to_owned(),
             can_act: viewer.can(Role::Operator),
             can_admin: viewer.can(Role::Admin),
             flash: None,
@@ -135,8 +135,8 @@ fn allowed(
             viewer,
             StatusCode::FORBIDDEN,
             format!(
-                "This needs the `{role}` role; you signed in with a `{}` key.",
-                viewer.key.role
+                "This needs the `{role}` role; you signed in as a `{}`.",
+                viewer.role
             ),
             "/",
         )));
@@ -237,6 +237,10 @@ pub struct LoginForm {
     #[serde(default)]
     key: String,
     #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
     next: String,
 }
 
@@ -257,23 +261,44 @@ pub async fn login(
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         r
     };
-    let key = match state.inventory().verify_api_key(form.key.trim()).await {
-        Ok(Some(key)) => key,
-        Ok(None) => return refuse("That key is not valid (or was revoked)."),
-        Err(e) => {
-            tracing::warn!("Dashboard sign-in failed: {e}");
-            return refuse("The database could not be reached; try again shortly.");
-        }
+    let unreachable = |e: graphwarden_store::StoreError| {
+        tracing::warn!("Dashboard sign-in failed: {e}");
+        "The database could not be reached; try again shortly."
     };
-    if key.role == Role::Consumer {
-        return refuse(
-            "Consumer keys are for applications; sign in with a reader, operator or admin key.",
-        );
-    }
-    let Some(cookie) = session::issue(&state, &key) else {
+    let (cookie, who) = if !form.user.trim().is_empty() {
+        let password = secrecy::SecretString::from(form.password);
+        match state
+            .inventory()
+            .verify_user(form.user.trim(), &password)
+            .await
+        {
+            Ok(Some(user)) => (
+                session::issue(&state, session::Subject::User(&user.name)),
+                user.name,
+            ),
+            Ok(None) => return refuse("That user name and password do not match."),
+            Err(e) => return refuse(unreachable(e)),
+        }
+    } else {
+        let key = match state.inventory().verify_api_key(form.key.trim()).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return refuse("That key is not valid (or was revoked)."),
+            Err(e) => return refuse(unreachable(e)),
+        };
+        if key.role == Role::Consumer {
+            return refuse(
+                "Consumer keys are for applications; sign in with a reader, operator or admin key.",
+            );
+        }
+        (
+            session::issue(&state, session::Subject::Key(&key)),
+            key.name,
+        )
+    };
+    let Some(cookie) = cookie else {
         return refuse("A session could not be started; try again.");
     };
-    tracing::info!(key = %key.name, "`{}` signed in to the dashboard.", key.name);
+    tracing::info!(who = %who, "`{who}` signed in to the dashboard.");
     (
         [(
             header::SET_COOKIE,

@@ -1,7 +1,9 @@
-//! Dashboard sessions: a signed cookie naming the API key a person signed in with, checked on
-//! every request (a revoked key ends its sessions at once), and a CSRF token bound to it.
+//! Dashboard sessions: a signed cookie naming the API key or local user a person signed in as,
+//! checked on every request (a revoked key or removed user ends its sessions at once), and a
+//! CSRF token bound to it.
 //!
-//! The cookie is `k.KEY_ID.EXPIRES_MS.SIG`, where SIG is this installation's link signature
+//! The cookie is `k.KEY_ID.EXPIRES_MS.SIG` (an API key) or `u.NAME.EXPIRES_MS.SIG` (a local
+//! user), where SIG is this installation's link signature
 //! (HMAC under a key derived from the fingerprint key) over those parts: nothing secret is in it,
 //! and only this installation can make one. It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and
 //! `Secure` when `server.public_url` is `https://`.
@@ -20,18 +22,35 @@ pub const COOKIE: &str = "gw_session";
 /// How long a sign-in lasts.
 pub const LIFETIME_MS: i64 = 12 * 3600 * 1000;
 
-fn message(key_id: &str, expires_ms: i64) -> String {
-    format!("dashboard-session\nk\n{key_id}\n{expires_ms}")
+fn message(kind: &str, id: &str, expires_ms: i64) -> String {
+    format!("dashboard-session\n{kind}\n{id}\n{expires_ms}")
 }
 
-/// The cookie value for a new session of `key`.
-pub fn issue(state: &AppState, key: &ApiKey) -> Option<String> {
+/// Who a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Key(&'a ApiKey),
+    User(&'a str),
+}
+
+/// The cookie value for a new session.
+pub fn issue(state: &AppState, subject: Subject<'_>) -> Option<String> {
+    let (kind, id) = match subject {
+        Subject::Key(key) => ("k", key.id.as_str()),
+        // User names hold no `.`-free guarantee; the id part is hex of the name.
+        Subject::User(name) => ("u", name),
+    };
+    let id = if kind == "u" {
+        hex::encode(id)
+    } else {
+        id.to_owned()
+    };
     let expires = state.clock().now_ms().saturating_add(LIFETIME_MS);
     let sig = state
         .inventory()
-        .sign_link(&message(&key.id, expires))
+        .sign_link(&message(kind, &id, expires))
         .ok()?;
-    Some(format!("k.{}.{expires}.{sig}", key.id))
+    Some(format!("{kind}.{id}.{expires}.{sig}"))
 }
 
 /// `Set-Cookie` for `value` (`None`: clear it).
@@ -65,7 +84,11 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 /// Someone signed in to the dashboard.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    pub key: ApiKey,
+    /// The key's or the user's name.
+    pub name: String,
+    pub role: Role,
+    /// `apikey` or `user`.
+    pub kind: &'static str,
     /// The cookie, which the CSRF token is bound to.
     cookie: String,
     pub csrf: String,
@@ -73,12 +96,15 @@ pub struct Viewer {
 
 impl Viewer {
     pub fn can(&self, role: Role) -> bool {
-        self.key.role.allows(role)
+        self.role.allows(role)
     }
 
     /// How events name this person.
     pub fn actor(&self) -> String {
-        format!("dashboard:{}", self.key.name)
+        match self.kind {
+            "user" => format!("dashboard:user:{}", self.name),
+            _ => format!("dashboard:{}", self.name),
+        }
     }
 
     /// Whether `presented` is this session's CSRF token.
@@ -99,29 +125,39 @@ fn csrf_for(state: &AppState, cookie: &str) -> Option<String> {
 pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
     let cookie = cookie_value(headers)?;
     let mut parts = cookie.splitn(4, '.');
-    let (kind, key_id, expires, sig) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if kind != "k" {
-        return None;
-    }
+    let (kind, id, expires, sig) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let expires: i64 = expires.parse().ok()?;
     if expires <= state.clock().now_ms() {
         return None;
     }
     if !state
         .inventory()
-        .verify_link(&message(key_id, expires), sig)
+        .verify_link(&message(kind, id, expires), sig)
         .ok()?
     {
         return None;
     }
-    let record = state.inventory().store().api_key(key_id).await.ok()??;
-    if record.key.revoked_at.is_some() || record.key.role == Role::Consumer {
-        return None;
-    }
+    let (name, role, kind) = match kind {
+        "k" => {
+            let record = state.inventory().store().api_key(id).await.ok()??;
+            if record.key.revoked_at.is_some() || record.key.role == Role::Consumer {
+                return None;
+            }
+            (record.key.name, record.key.role, "apikey")
+        }
+        "u" => {
+            let name = String::from_utf8(hex::decode(id).ok()?).ok()?;
+            let user = state.inventory().user(&name).await.ok()??;
+            (user.name, user.role, "user")
+        }
+        _ => return None,
+    };
     Some(Viewer {
         csrf: csrf_for(state, cookie)?,
         cookie: cookie.to_owned(),
-        key: record.key,
+        name,
+        role,
+        kind,
     })
 }
 

@@ -376,3 +376,103 @@ async fn readers_see_operators_act_admins_reveal_and_revoke() {
     let (status, to, _) = admin.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!((status, to.as_str()), (303, "/login"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_users_sign_in_with_a_password_stored_only_as_an_argon2id_hash() {
+    use secrecy::SecretString;
+    let d = spawn(Default::default()).await;
+    let password = "correct horse battery staple";
+    d.inventory
+        .add_user(
+            "ana",
+            graphwarden_core::Role::Operator,
+            &SecretString::from(password),
+            "test",
+        )
+        .await
+        .unwrap();
+    let short = d
+        .inventory
+        .add_user(
+            "ben",
+            graphwarden_core::Role::Reader,
+            &SecretString::from("short"),
+            "test",
+        )
+        .await;
+    assert!(short.is_err(), "short passwords are refused");
+    let stored = d.inventory.store().user("ana").await.unwrap().unwrap();
+    assert!(
+        stored.password_hash.starts_with("$argon2id$"),
+        "{}",
+        stored.password_hash
+    );
+    assert!(!stored.password_hash.contains(password));
+
+    let http = client();
+    for (user, pw) in [("ana", "wrong password here"), ("nobody", password)] {
+        let r = http
+            .post(format!("{}/login", d.url))
+            .form(&[("user", user), ("password", pw)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{user}");
+        assert!(r.text().await.unwrap().contains("do not match"));
+    }
+    let r = http
+        .post(format!("{}/login", d.url))
+        .form(&[
+            ("user", "ana"),
+            ("password", password),
+            ("next", "/tokens/ana"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let b = Browser {
+        http,
+        base: d.url.clone(),
+        cookie,
+    };
+    let (status, page) = b.get("/tokens/ana").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Check now"), "an operator acts");
+    assert!(!page.contains("Reveal…"), "but does not reveal");
+    let csrf = b.csrf().await;
+    let (status, _, _) = b.post("/tokens/ana/check", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let events = d.inventory.recent_events(20).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.actor == "dashboard:user:ana"),
+        "events name the user"
+    );
+    assert!(
+        d.inventory
+            .user("ana")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_login_at
+            .is_some()
+    );
+
+    // Removing the user ends the session.
+    d.inventory.remove_user("ana", "test").await.unwrap();
+    let r = b
+        .http
+        .get(format!("{}/", d.url))
+        .header("cookie", &b.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}

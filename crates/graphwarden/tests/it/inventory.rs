@@ -332,3 +332,34 @@ fn app_secret_is_checked() {
     let out = gw.run_with_stdin(&["app", "add", APP_ID, "--name", ""], APP_SECRET);
     assert_eq!(out.code, 64);
 }
+
+#[test]
+fn users_are_added_listed_and_removed_with_the_password_from_stdin() {
+    let gw = Gw::new();
+    gw.run(&["init"]).ok();
+    let out = gw.run_with_stdin(
+        &["user", "add", "ana", "--role", "operator"],
+        "a long enough password\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(out.stdout.contains("Added the operator `ana`"));
+    let out = gw.run_with_stdin(&["user", "add", "ben", "--role", "reader"], "short");
+    assert_eq!(out.code, 64, "{}", out.transcript());
+    let out = gw.run_with_stdin(
+        &["user", "add", "app", "--role", "consumer"],
+        "a long enough password",
+    );
+    assert_eq!(out.code, 64, "{}", out.transcript());
+    let out = gw.run_with_stdin(
+        &["user", "add", "ana", "--role", "reader"],
+        "another long password",
+    );
+    assert_eq!(out.code, 65, "the name is taken: {}", out.transcript());
+    let list: serde_json::Value =
+        serde_json::from_str(&gw.run(&["user", "list", "--json"]).ok().stdout).unwrap();
+    assert_eq!(list[0]["name"], "ana");
+    assert_eq!(list[0]["role"], "operator");
+    assert!(!gw.logical_dump().contains("a long enough password"));
+    gw.run(&["user", "remove", "ana"]).ok();
+    assert_eq!(gw.run(&["user", "remove", "ana"]).code, 66);
+}
