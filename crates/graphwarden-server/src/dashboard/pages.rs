@@ -1107,6 +1107,7 @@ struct UsagePage {
     calls_chart: String,
     errors_chart: String,
     usage_chart: String,
+    buc_chart: String,
     throttle_chart: String,
     total: i64,
     errors: i64,
@@ -1173,6 +1174,38 @@ pub async fn usage(
             *v = v.max(r.max_usage_pct);
         }
     }
+    // Business use cases by type (ads_management, ads_insights, pages…), from the usage the
+    // recorded calls carried: the highest of call count, CPU and time per hour.
+    let mut by_type: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let calls_kept = state
+        .inventory()
+        .store()
+        .recent_calls(None, 20_000)
+        .await
+        .unwrap_or_default();
+    for c in &calls_kept {
+        let at = c.at_ms / 1000;
+        if at < start || at >= end {
+            continue;
+        }
+        let i = ((at - start) / 3600) as usize;
+        let Some(usage) = c
+            .usage
+            .as_deref()
+            .and_then(|u| serde_json::from_str::<serde_json::Value>(u).ok())
+        else {
+            continue;
+        };
+        for e in usage["business_use_case"].as_array().into_iter().flatten() {
+            let kind = e["kind"].as_str().unwrap_or("other").to_owned();
+            let pct = ["call_count", "total_cputime", "total_time"]
+                .iter()
+                .filter_map(|k| e[*k].as_f64())
+                .fold(0.0_f64, f64::max);
+            let v = &mut by_type.entry(kind).or_insert_with(|| vec![0.0; n])[i];
+            *v = v.max(pct);
+        }
+    }
     let series = |pairs: Vec<(String, serde_json::Value)>| {
         serde_json::json!({
             "x": x,
@@ -1194,6 +1227,12 @@ pub async fn usage(
             usage
                 .into_iter()
                 .take(8)
+                .map(|(k, v)| (k, serde_json::json!(v)))
+                .collect(),
+        ),
+        buc_chart: series(
+            by_type
+                .into_iter()
                 .map(|(k, v)| (k, serde_json::json!(v)))
                 .collect(),
         ),

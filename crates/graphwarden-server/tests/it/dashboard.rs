@@ -476,3 +476,46 @@ async fn local_users_sign_in_with_a_password_stored_only_as_an_argon2id_hash() {
         .unwrap();
     assert_eq!(r.status(), 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_token_pages_chart_the_proxied_calls() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let ana = d.sim.simulator().token("ana-long-lived").unwrap();
+    for _ in 0..3 {
+        let r = d
+            .http
+            .get(format!(
+                "{}/v26.0/act_{}/campaigns?access_token={ana}",
+                p.url,
+                graphwarden_sim::world::ids::AD_ACCOUNT
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    p.stop().await;
+    let reader = Browser::sign_in(&d, "reader").await;
+    let (_, usage) = reader.get("/usage").await;
+    assert!(usage.contains("3 call(s) through the proxy"), "{usage}");
+    // The chart data rides in attributes (escaped JSON the script parses).
+    let at = usage.find("Business use case").unwrap();
+    assert!(
+        usage[at..].contains("ads_management"),
+        "the use-case type is charted: {}",
+        &usage[at..(at + 800).min(usage.len())]
+    );
+    let at = usage.find("per app and ad account").unwrap();
+    assert!(
+        usage[at..].contains(&format!("act_{}", graphwarden_sim::world::ids::AD_ACCOUNT)),
+        "the ad account's usage is charted: {}",
+        &usage[at..(at + 800).min(usage.len())]
+    );
+    let (_, token) = reader.get("/tokens/ana").await;
+    assert!(
+        token.contains("/{version}/act_{id}/campaigns"),
+        "recent calls listed"
+    );
+    assert!(!token.contains(&ana) && !usage.contains(&ana));
+}

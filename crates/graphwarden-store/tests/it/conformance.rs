@@ -1750,3 +1750,40 @@ pub async fn audits_are_stored_compared_in_order_and_pruned(store: &TestStore) {
         "audit.completed"
     );
 }
+
+pub async fn users_round_trip_with_hashed_passwords(store: &TestStore) {
+    use graphwarden_core::Role;
+    let inv = with_app(store).await;
+    let pw = SecretString::from("a sufficiently long one".to_owned());
+    inv.add_user("ana", Role::Admin, &pw, "test").await.unwrap();
+    let again = inv.add_user("ana", Role::Reader, &pw, "test").await;
+    assert!(
+        matches!(again, Err(StoreError::NameTaken { .. })),
+        "{again:?}"
+    );
+    assert!(inv.verify_user("ana", &pw).await.unwrap().is_some());
+    assert!(
+        inv.verify_user(
+            "ana",
+            &SecretString::from("a sufficiently long two".to_owned())
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    assert_eq!(inv.users().await.unwrap()[0].role, Role::Admin);
+    inv.remove_user("ana", "test").await.unwrap();
+    assert!(inv.user("ana").await.unwrap().is_none());
+    let actions: Vec<String> = inv
+        .recent_events(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.contains(&"user.created".to_owned())
+            && actions.contains(&"user.removed".to_owned())
+    );
+    assert!(inv.verify_events().await.unwrap().intact());
+}

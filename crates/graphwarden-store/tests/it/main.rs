@@ -62,4 +62,5 @@ on_both_backends!(
     event_chain_catches_a_cut_tail_a_forged_row_and_a_forged_head,
     a_secret_is_found_in_the_log_by_fingerprint_only,
     audits_are_stored_compared_in_order_and_pruned,
+    users_round_trip_with_hashed_passwords,
 );
