@@ -23,3 +23,20 @@ pub use access::Role;
 pub use clock::{Clock, ManualClock, Stopwatch, SystemClock};
 pub use id::{AppId, InvalidInput, MetaId, Scope, Tag, TokenAlias, free_text, parse_scope_list};
 pub use token::{TokenKind, TokenStatus};
+
+/// Text safe inside HTML elements and double- or single-quoted attributes (the email receiver's
+/// and the audit report's hand-written HTML).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -10,6 +10,7 @@
 //! connection pooling (alerts are rare; one connection per notification is simpler and never
 //! stale) and retries (the daemon's).
 
+use graphwarden_core::escape_html;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -331,22 +332,6 @@ pub fn html(n: &Notification) -> String {
         None => out.push_str("graphwarden"),
     }
     out.push_str("</p>\n</body></html>\n");
-    out
-}
-
-/// Text safe inside HTML elements and double- or single-quoted attributes.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

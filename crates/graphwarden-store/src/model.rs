@@ -260,6 +260,27 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
+impl Event {
+    /// The detail as `key=value` pairs for people, leaving out empty values and fingerprints
+    /// (long, and meaningless to a reader; they are in the JSON).
+    pub fn detail_text(&self) -> String {
+        match &self.detail {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter(|(k, v)| {
+                    *k != "fingerprint" && !v.is_null() && *v != "" && *v != &serde_json::json!([])
+                })
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

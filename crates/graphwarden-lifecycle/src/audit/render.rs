@@ -1,6 +1,7 @@
 //! An audit report as Markdown (for a ticket or a wiki) or as one self-contained HTML page a
 //! person can read and forward: styles inline, no script, nothing fetched.
 
+use graphwarden_core::escape_html as escape;
 use std::fmt::Write as _;
 
 use super::{AuditReport, Finding, Severity};
@@ -77,21 +78,6 @@ pub fn markdown(report: &AuditReport) -> String {
         let _ = writeln!(out, "\n## Resolved since the previous audit\n\n{header}");
         for f in &report.resolved {
             row(&mut out, f);
-        }
-    }
-    out
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
     out

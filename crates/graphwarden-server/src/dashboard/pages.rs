@@ -144,6 +144,21 @@ fn allowed(
     Ok(())
 }
 
+/// The token a form acts on and the page to go back to, once the form's origin and CSRF token
+/// and the viewer's role are checked.
+fn action_target(
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    csrf: &str,
+    role: Role,
+    alias: &str,
+) -> Result<(TokenAlias, String), Box<Response>> {
+    allowed(viewer, headers, csrf, role)?;
+    let alias = parse_alias(viewer, alias)?;
+    let back = format!("/tokens/{alias}");
+    Ok((alias, back))
+}
+
 fn parse_alias(viewer: &Viewer, text: &str) -> Result<TokenAlias, Box<Response>> {
     TokenAlias::parse(text).map_err(|e| {
         Box::new(trouble(
@@ -658,23 +673,6 @@ struct TokenPage {
     revocable: bool,
 }
 
-fn detail_text(detail: &serde_json::Value) -> String {
-    match detail {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(k, v)| {
-                *k != "fingerprint" && !v.is_null() && *v != "" && *v != &serde_json::json!([])
-            })
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
-}
-
 /// Calls per hour over the last `hours`, as the chart script reads it.
 fn hourly_chart(
     rollups: &[graphwarden_store::Rollup],
@@ -755,7 +753,7 @@ pub async fn token(
             at: fmt_time(e.at),
             actor: e.actor.clone(),
             action: e.action.clone(),
-            detail: detail_text(&e.detail),
+            detail: e.detail_text(),
         })
         .collect();
     events.reverse();
@@ -842,14 +840,10 @@ pub async fn check(
     Path(alias): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return *r;
-    }
-    let alias = match parse_alias(&viewer, &alias) {
-        Ok(a) => a,
+    let (alias, back) = match action_target(&viewer, &headers, &form.csrf, Role::Operator, &alias) {
+        Ok(t) => t,
         Err(r) => return *r,
     };
-    let back = format!("/tokens/{alias}");
     match state
         .checker()
         .check(
@@ -895,14 +889,10 @@ pub async fn renew(
     Path(alias): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Operator) {
-        return *r;
-    }
-    let alias = match parse_alias(&viewer, &alias) {
-        Ok(a) => a,
+    let (alias, back) = match action_target(&viewer, &headers, &form.csrf, Role::Operator, &alias) {
+        Ok(t) => t,
         Err(r) => return *r,
     };
-    let back = format!("/tokens/{alias}");
     let token = match state.inventory().token(&alias).await {
         Ok(t) => t,
         Err(e) => return store_error(&viewer, e, &back),
@@ -961,14 +951,10 @@ pub async fn revoke(
     Form(form): Form<ActionForm>,
 ) -> Response {
     use graphwarden_lifecycle::revoke as rv;
-    if let Err(r) = allowed(&viewer, &headers, &form.csrf, Role::Admin) {
-        return *r;
-    }
-    let alias = match parse_alias(&viewer, &alias) {
-        Ok(a) => a,
+    let (alias, back) = match action_target(&viewer, &headers, &form.csrf, Role::Admin, &alias) {
+        Ok(t) => t,
         Err(r) => return *r,
     };
-    let back = format!("/tokens/{alias}");
     let inventory = state.inventory();
     let token = match inventory.token(&alias).await {
         Ok(t) => t,

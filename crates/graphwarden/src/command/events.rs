@@ -133,29 +133,16 @@ impl<'a> From<&'a Event> for EventView<'a> {
     }
 }
 
-/// Events as JSON, or as a table with each event's detail as `key=value` pairs (fingerprints,
-/// long and meaningless to a reader, only in JSON).
+/// Events as JSON, or as a table with each event's detail as `key=value` pairs
+/// ([`Event::detail_text`]).
 pub fn print_events(events: &[Event], json: bool) -> CliResult {
     let views: Vec<EventView<'_>> = events.iter().map(EventView::from).collect();
     if json {
         return output::print_json(&views);
     }
     let mut table = output::table(&["#", "AT", "ACTOR", "ACTION", "TOKEN", "DETAIL"]);
-    for e in &views {
-        let detail = match e.detail {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter(|(k, v)| {
-                    *k != "fingerprint" && !v.is_null() && *v != "" && *v != &serde_json::json!([])
-                })
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            other => other.to_string(),
-        };
+    for (e, event) in views.iter().zip(events) {
+        let detail = event.detail_text();
         table.add_row(vec![
             e.id.to_string(),
             e.at.clone(),

@@ -326,6 +326,18 @@ fn scan_git(patterns: &Patterns, paths: &[PathBuf], hits: &mut Vec<Hit>) -> CliR
     Ok(commits)
 }
 
+/// The aliases of the stored tokens found live, once each.
+fn live_stored(findings: &[Finding]) -> Vec<String> {
+    let mut live: Vec<String> = findings
+        .iter()
+        .filter(|f| f.live == Some(true))
+        .filter_map(|f| f.alias.clone())
+        .collect();
+    live.sort();
+    live.dedup();
+    live
+}
+
 pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
     let patterns = Patterns::new()?;
     let paths: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
@@ -488,13 +500,7 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
 
     let mut revoked = Vec::new();
     if args.revoke {
-        let mut live: Vec<String> = findings
-            .iter()
-            .filter(|f| f.live == Some(true))
-            .filter_map(|f| f.alias.clone())
-            .collect();
-        live.sort();
-        live.dedup();
+        let live = live_stored(&findings);
         for alias in live {
             let Ok(parsed) = TokenAlias::parse(&alias) else {
                 continue;
@@ -523,13 +529,7 @@ pub async fn run(ctx: &Context, args: ScanArgs) -> CliResult<u8> {
 
     let mut renewed = Vec::new();
     if args.renew {
-        let mut live: Vec<String> = findings
-            .iter()
-            .filter(|f| f.live == Some(true))
-            .filter_map(|f| f.alias.clone())
-            .collect();
-        live.sort();
-        live.dedup();
+        let live = live_stored(&findings);
         let mut tokens = Vec::new();
         for alias in &live {
             if let Ok(parsed) = TokenAlias::parse(alias) {
