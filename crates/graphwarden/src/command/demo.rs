@@ -1027,6 +1027,18 @@ impl Demo {
             ),
         );
 
+        // A busy morning: the clock stands still while the traffic drives the hot account into
+        // its limit, so pacing shows whatever the pace of the days.
+        say(
+            0,
+            format!(
+                "a busy morning on act_{ACCOUNT_HOT}: budget changes every few hundred milliseconds"
+            ),
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        say(0, self.pacing().await);
+        self.alert_changes(0, &mut alerts).await;
+
         for day in 1..=14 {
             tokio::time::sleep(self.step).await;
             self.clock.advance_ms(DAY * 1000);
@@ -1062,10 +1074,6 @@ impl Demo {
                         );
                     }
                 }
-            }
-            if day == 5 {
-                let paced = self.pacing().await;
-                say(day, paced);
             }
             if day == 7 {
                 let audit = self.job("audit").await?;

@@ -31,6 +31,15 @@ fn the_demo_shows_renewal_a_password_change_pacing_alerts_and_an_audit_then_clea
             "`{expected}` missing from:\n{stdout}\n{stderr}"
         );
     }
+    // The hot account was paced: some calls were held back.
+    let held: u64 = stdout
+        .lines()
+        .find(|l| l.contains("held back by graphwarden"))
+        .and_then(|l| l.split("; ").find(|p| p.contains("held back")))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(held > 0, "nothing was paced:\n{stdout}");
     let dir = stdout
         .lines()
         .find_map(|l| {
