@@ -454,10 +454,21 @@ pub async fn overview(
     let latest = auditor.stored(None).await.ok().flatten();
     if let Some(report) = &latest {
         for f in report.findings.iter().filter(|f| {
-            f.rule == "excess_scope" || f.rule == "unexpected_user" || f.rule == "user_changed"
+            matches!(
+                f.rule.as_str(),
+                "event_log_tampered"
+                    | "app_mismatch"
+                    | "user_changed"
+                    | "unexpected_user"
+                    | "excess_scope"
+            )
         }) {
             actions.push(ActionItem {
-                kind: "privilege",
+                kind: if f.rule == "event_log_tampered" {
+                    "tampering"
+                } else {
+                    "privilege"
+                },
                 alias: f.alias.clone().unwrap_or_default(),
                 text: f.title.clone(),
                 link: None,
