@@ -36,14 +36,9 @@ pub enum Subject<'a> {
 /// The cookie value for a new session.
 pub fn issue(state: &AppState, subject: Subject<'_>) -> Option<String> {
     let (kind, id) = match subject {
-        Subject::Key(key) => ("k", key.id.as_str()),
-        // User names hold no `.`-free guarantee; the id part is hex of the name.
-        Subject::User(name) => ("u", name),
-    };
-    let id = if kind == "u" {
-        hex::encode(id)
-    } else {
-        id.to_owned()
+        Subject::Key(key) => ("k", key.id.clone()),
+        // A user name may hold a `.`, the cookie's separator: the id part is its hex.
+        Subject::User(name) => ("u", hex::encode(name)),
     };
     let expires = state.clock().now_ms().saturating_add(LIFETIME_MS);
     let sig = state
