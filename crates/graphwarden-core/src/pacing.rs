@@ -324,13 +324,20 @@ const MAX_KEYS: usize = 50_000;
 pub struct Pacer {
     config: PacingConfig,
     keys: HashMap<PaceKey, KeyState>,
+    /// From when on no key holds or spaces calls (`i64::MAX`: some key is above the soft
+    /// threshold), until the next change; `None` once a key changed.
+    calm_from: Option<i64>,
 }
+
+/// Above this many keys [`Pacer::is_calm`] does not scan them and answers `false`.
+const CALM_SCAN_MAX: usize = 4096;
 
 impl Pacer {
     pub fn new(config: PacingConfig) -> Self {
         Self {
             config,
             keys: HashMap::new(),
+            calm_from: None,
         }
     }
 
@@ -338,8 +345,34 @@ impl Pacer {
         &self.config
     }
 
+    /// Whether no key holds or spaces calls now, so that [`Pacer::decide`] would let any call
+    /// go: the proxy then does not build a call's keys. Answered from the keys' state as
+    /// last changed, without a scan until they change again.
+    pub fn is_calm(&mut self, now_ms: i64) -> bool {
+        let from = match self.calm_from {
+            Some(from) => from,
+            None => {
+                let soft = self.config.soft_percent;
+                let from = if self.keys.len() > CALM_SCAN_MAX {
+                    i64::MAX
+                } else {
+                    self.keys
+                        .values()
+                        .try_fold(0_i64, |from, st| {
+                            (st.percent <= soft).then_some(from.max(st.held_until_ms))
+                        })
+                        .unwrap_or(i64::MAX)
+                };
+                self.calm_from = Some(from);
+                from
+            }
+        };
+        now_ms >= from
+    }
+
     /// Decide about a call that must pass `keys`, by a caller willing to wait `patience`.
     pub fn decide(&mut self, now_ms: i64, keys: &[PaceKey], patience: Duration) -> Decision {
+        self.calm_from = None;
         let patience_ms = ms(patience);
         let soft = self.config.soft_percent;
         let hard = self.config.hard_percent.max(soft);
@@ -456,6 +489,7 @@ impl Pacer {
     }
 
     fn state(&mut self, key: PaceKey, now_ms: i64) -> &mut KeyState {
+        self.calm_from = None;
         if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(&key) {
             self.keys.retain(|_, s| {
                 now_ms - s.observed_ms < FORGET_AFTER_MS || s.held_until_ms > now_ms
@@ -659,6 +693,7 @@ impl Pacer {
     /// as an answer here would); a hold that runs longer than this instance's is taken over,
     /// Meta's own holds winning over usage holds. Imported state is not exported again.
     pub fn import(&mut self, now_ms: i64, shared: &[SharedKey]) {
+        self.calm_from = None;
         let hard = self.config.hard_percent;
         for s in shared {
             if !self.keys.contains_key(&s.key) {
@@ -757,6 +792,39 @@ mod tests {
             None,
         );
         assert_eq!(p.decide(1, &keys, PATIENCE), Decision::Go);
+    }
+
+    #[test]
+    fn calm_is_answered_only_while_decide_would_let_every_call_go() {
+        let mut p = Pacer::new(PacingConfig::default());
+        assert!(p.is_calm(0), "no keys yet");
+        let app = |pct: u32| {
+            usage(&[(
+                "x-app-usage",
+                &format!(r#"{{"call_count":{pct},"total_time":1,"total_cputime":1}}"#),
+            )])
+        };
+        p.observe(0, &subject(), &app(50), None);
+        assert!(p.is_calm(1), "below the soft threshold");
+        p.observe(2, &subject(), &app(80), None);
+        assert!(!p.is_calm(3), "above the soft threshold calls are spaced");
+        p.observe(4, &subject(), &app(10), None);
+        assert!(p.is_calm(5), "back below");
+        // A throttle error holds the key for a while, then the pacer is calm again.
+        p.observe(10, &subject(), &Usage::default(), Some((4, None)));
+        assert!(!p.is_calm(11));
+        let held = p.decide(11, &subject().keys(), Duration::ZERO);
+        assert!(matches!(held, Decision::Refuse(_)));
+        let until = 10 + ms(PacingConfig::default().throttle_hold);
+        assert!(!p.is_calm(until - 1));
+        assert!(p.is_calm(until));
+        assert_eq!(p.decide(until, &subject().keys(), PATIENCE), Decision::Go);
+        // State shared by another instance counts too.
+        let mut other = Pacer::new(PacingConfig::default());
+        other.observe(20, &subject(), &app(90), None);
+        let shared = other.export();
+        p.import(21, &shared);
+        assert!(!p.is_calm(22));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The floor under graphwarden's Graph proxy, for `bench/proxy.sh`: the same hyper 1 server,
 //! upstream connection pool (`graphwarden_server::proxy::upstream`), worker threads and
 //! single-threaded runtimes as `graphwarden_server::proxy`, forwarding every call as it is and
-//! doing nothing else — no token lookup, no usage headers, no pacing, no metrics, no records.
+//! doing nothing else (and with the same allocator, mimalloc) — no token lookup, no usage headers, no pacing, no metrics, no records.
 //! What graphwarden's proxy costs above this is graphwarden's own work; what this costs above
 //! nginx is the HTTP stack's.
 //!
@@ -18,6 +18,10 @@ use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+/// The same allocator as the `graphwarden` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn forward(
     req: Request<Incoming>,

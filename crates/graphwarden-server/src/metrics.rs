@@ -7,6 +7,7 @@
 //! to expiry, throttle holds, job outcomes, alert counts), built fresh each scrape so a token
 //! that is gone leaves no stale series behind.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
@@ -65,10 +66,22 @@ pub struct Metrics {
     /// `calls` counters already looked up, by a hash of their labels: a call increments its
     /// counter (which shares its value with the family's) without building label strings.
     call_counters: Mutex<HashMap<u64, Vec<(CallLabels, Counter)>>>,
-    /// `latency` histograms already looked up, by outcome.
-    latencies: Mutex<Vec<(String, Histogram)>>,
     hasher: std::hash::RandomState,
+    /// This registry among the others in the process (tests run several), for the
+    /// per-thread caches.
+    id: u64,
 }
+
+/// Counters and histograms a thread used last, per registry, newest first.
+const RECENT_PER_THREAD: usize = 8;
+
+thread_local! {
+    static RECENT_CALLS: RefCell<Vec<(u64, i64, CallLabels, Counter)>> = const { RefCell::new(Vec::new()) };
+    static RECENT_LATENCIES: RefCell<Vec<(u64, String, Histogram)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The next registry's id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 type UsageSubject = (Option<String>, Option<String>, Option<String>);
 
@@ -88,12 +101,16 @@ pub struct CallLabelsRef<'a> {
 
 impl CallLabelsRef<'_> {
     fn matches(&self, l: &CallLabels) -> bool {
+        self.same_text(l) && l.code.parse::<i64>() == Ok(self.code)
+    }
+
+    /// The same labels but (perhaps) the code.
+    fn same_text(&self, l: &CallLabels) -> bool {
         l.app == self.app
             && l.token == self.token
             && l.method == self.method
             && l.outcome == self.outcome
             && l.class == self.class
-            && l.code.parse::<i64>() == Ok(self.code)
     }
 
     fn owned(&self) -> CallLabels {
@@ -151,40 +168,73 @@ impl Metrics {
             inspections_triggered,
             last_usage: Mutex::new(HashMap::new()),
             call_counters: Mutex::new(HashMap::new()),
-            latencies: Mutex::new(Vec::new()),
             hasher: std::hash::RandomState::new(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
-    /// Count one call in `calls`.
+    /// Count one call in `calls`. Each thread keeps the counters it used last, so the usual
+    /// call (the same labels as a recent one on the same thread) takes no lock and builds no
+    /// label strings.
     pub fn count_call(&self, labels: CallLabelsRef<'_>) {
+        let hit = RECENT_CALLS.with(|recent| {
+            let recent = recent.borrow();
+            recent
+                .iter()
+                .find(|(id, code, l, _)| {
+                    *id == self.id && *code == labels.code && labels.same_text(l)
+                })
+                .map(|(.., counter)| counter.inc())
+                .is_some()
+        });
+        if hit {
+            return;
+        }
+        let counter = self.call_counter(labels);
+        counter.inc();
+        RECENT_CALLS.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if recent.len() >= RECENT_PER_THREAD {
+                recent.pop();
+            }
+            recent.insert(0, (self.id, labels.code, labels.owned(), counter));
+        });
+    }
+
+    /// The `calls` counter for `labels`, through the shared lookup cache.
+    fn call_counter(&self, labels: CallLabelsRef<'_>) -> Counter {
         let hash = self.hasher.hash_one(labels);
         let Ok(mut cache) = self.call_counters.lock() else {
-            self.calls.get_or_create(&labels.owned()).inc();
-            return;
+            return self.calls.get_or_create(&labels.owned()).clone();
         };
         if let Some((_, counter)) = cache
             .get(&hash)
             .and_then(|v| v.iter().find(|(l, _)| labels.matches(l)))
         {
-            counter.inc();
-            return;
+            return counter.clone();
         }
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }
         let owned = labels.owned();
         let counter = self.calls.get_or_create(&owned).clone();
-        counter.inc();
-        cache.entry(hash).or_default().push((owned, counter));
+        cache
+            .entry(hash)
+            .or_default()
+            .push((owned, counter.clone()));
+        counter
     }
 
     pub fn observe_latency(&self, outcome: &str, seconds: f64) {
-        let Ok(mut cache) = self.latencies.lock() else {
-            return;
-        };
-        if let Some((_, h)) = cache.iter().find(|(o, _)| o == outcome) {
-            h.observe(seconds);
+        let hit = RECENT_LATENCIES.with(|recent| {
+            recent
+                .borrow()
+                .iter()
+                .find(|(id, o, _)| *id == self.id && o == outcome)
+                .map(|(.., h)| h.observe(seconds))
+                .is_some()
+        });
+        if hit {
             return;
         }
         let h = self
@@ -194,9 +244,13 @@ impl Metrics {
             })
             .clone();
         h.observe(seconds);
-        if cache.len() < 64 {
-            cache.push((outcome.to_owned(), h));
-        }
+        RECENT_LATENCIES.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if recent.len() >= RECENT_PER_THREAD {
+                recent.pop();
+            }
+            recent.insert(0, (self.id, outcome.to_owned(), h));
+        });
     }
 
     /// Record the raw values of one response's usage headers.
@@ -321,5 +375,70 @@ impl Metrics {
         // Each encoding ends with `# EOF`; the scrape must have one, at its end.
         let text = text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned();
         Ok(text + &rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call<'a>(token: &'a str, outcome: &'a str, code: i64) -> CallLabelsRef<'a> {
+        CallLabelsRef {
+            app: "1",
+            token,
+            method: "GET",
+            outcome,
+            class: if code == 0 { "ok" } else { "throttled" },
+            code,
+        }
+    }
+
+    fn line<'a>(text: &'a str, start: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(start)).collect()
+    }
+
+    #[test]
+    fn calls_are_counted_per_registry_and_per_label_set_through_the_thread_caches() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        // More distinct label sets than a thread keeps, so some lookups miss the thread cache.
+        for round in 0..3 {
+            for i in 0..(RECENT_PER_THREAD + 3) {
+                let token = format!("t{i}");
+                a.count_call(call(&token, "forwarded", 0));
+                if round == 0 {
+                    a.count_call(call(&token, "refused", 4));
+                }
+            }
+            b.count_call(call("t0", "forwarded", 0));
+        }
+        a.observe_latency("forwarded", 0.001);
+        a.observe_latency("forwarded", 0.002);
+        b.observe_latency("refused", 0.5);
+        let empty = Registry::default();
+        let text_a = a.render(&empty).unwrap_or_default();
+        let text_b = b.render(&empty).unwrap_or_default();
+        let t0 = r#"graphwarden_proxy_calls_total{app="1",token="t0",method="GET",outcome="forwarded",class="ok",code="0"} 3"#;
+        assert!(text_a.contains(t0), "{text_a}");
+        let t10 = r#"graphwarden_proxy_calls_total{app="1",token="t10",method="GET",outcome="refused",class="throttled",code="4"} 1"#;
+        assert!(text_a.contains(t10), "{text_a}");
+        assert_eq!(
+            line(&text_a, "graphwarden_proxy_calls_total{").len(),
+            2 * (RECENT_PER_THREAD + 3)
+        );
+        assert_eq!(line(&text_b, "graphwarden_proxy_calls_total{"), [t0]);
+        assert!(
+            text_a.contains(
+                r#"graphwarden_proxy_request_duration_seconds_count{outcome="forwarded"} 2"#
+            ),
+            "{text_a}"
+        );
+        assert!(!text_a.contains(r#"duration_seconds_count{outcome="refused"}"#));
+        assert!(
+            text_b.contains(
+                r#"graphwarden_proxy_request_duration_seconds_count{outcome="refused"} 1"#
+            ),
+            "{text_b}"
+        );
     }
 }

@@ -197,13 +197,22 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// Don't start another inspection of the same token within this.
 const INSPECT_DEBOUNCE: Duration = Duration::from_secs(60);
 
+/// Where `name` is in [`HOP_BY_HOP`]. Names are told apart by length first: of the headers
+/// calls and answers usually carry, none has the length of a hop-by-hop one but `connection`.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    let text = name.as_str();
+    match text.len() {
+        2 | 7 | 10 | 16 | 17 | 18 | 19 => HOP_BY_HOP.iter().position(|h| h.as_str() == text),
+        _ => None,
+    }
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass to see what there is to strip (usually `connection` at most); names compare
-    // as enum values, not strings.
+    // One pass to see what there is to strip (usually `connection` at most).
     let mut found = [false; 9];
     let mut any = false;
     for k in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+        if let Some(i) = hop_by_hop_index(k) {
             found[i] = true;
             any = true;
         }
@@ -212,14 +221,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if found[0] {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .filter(|n| !HOP_BY_HOP.contains(n))
-            .collect();
+        // The names `Connection` lists go too; `keep-alive` (the usual one) is hop-by-hop
+        // anyway, so it is not parsed as a name.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(value) = value.to_str() else { continue };
+            for n in value.split(',').map(str::trim) {
+                if n.is_empty() || n.eq_ignore_ascii_case("keep-alive") {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(n.as_bytes())
+                    && hop_by_hop_index(&name).is_none()
+                {
+                    named.push(name);
+                }
+            }
+        }
         for name in named {
             headers.remove(name);
         }
@@ -299,12 +316,37 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-/// The last value of `name` in a query string, decoded.
+/// The last value of `name` in a query string, decoded. Only the pair found is decoded (the
+/// other pairs' names are compared as they are, unless they hold an escape), so a call's
+/// query is not decoded whole for the one value the proxy looks for.
 fn last_param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == name)
-        .last()
+    let pair = last_pair(query, name)?;
+    let value = pair.split_once('=').map_or("", |(_, v)| v);
+    if !value.bytes().any(|b| b == b'%' || b == b'+') {
+        return Some(value.to_owned());
+    }
+    form_urlencoded::parse(pair.as_bytes())
+        .next()
         .map(|(_, v)| v.into_owned())
+}
+
+/// The last `name=value` pair of a query string whose name, decoded, is `name`.
+fn last_pair<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    let mut last = None;
+    for pair in query.split('&') {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let matches = if key.bytes().any(|b| b == b'%' || b == b'+') {
+            form_urlencoded::parse(key.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| k == name)
+        } else {
+            key == name
+        };
+        if matches {
+            last = Some(pair);
+        }
+    }
+    last
 }
 
 fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
@@ -318,6 +360,17 @@ fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
         }
     });
     found
+}
+
+/// Whether `needle` (lower case) is in `haystack`, ignoring ASCII case.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    if haystack.contains(needle) {
+        return true;
+    }
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
@@ -1136,7 +1189,7 @@ impl Proxy {
                     id.alias = known.alias.as_ref().map(|a| a.to_string());
                     id.fingerprint = Some(known.fingerprint.clone());
                     id.app_id = known.app_id.clone();
-                    let has_proof = last_param(raw_query, "appsecret_proof").is_some()
+                    let has_proof = last_pair(raw_query, "appsecret_proof").is_some()
                         || form.iter().flatten().any(|(k, _)| k == "appsecret_proof");
                     if !has_proof {
                         proof_secret = known.app_secret.clone();
@@ -1197,76 +1250,82 @@ impl Proxy {
             .and_then(|f| f.iter().find(|(k, _)| k == "batch"))
             .and_then(|(_, b)| batch_items(b));
 
-        // Pacing.
-        let mut subjects: Vec<(Option<String>, Option<String>, Option<&'static str>)> =
-            Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
-        match &items {
-            Some(items) => {
-                for item in items {
-                    subjects.push((
-                        item.info.ad_account.clone(),
-                        item.info.object_id.clone(),
-                        item.info.use_case,
-                    ));
-                }
-            }
-            None => subjects.push((
-                info.ad_account.clone(),
-                info.object_id.clone(),
-                info.use_case,
-            )),
-        }
-        let mut keys = Vec::with_capacity(4 * subjects.len());
-        for (account, object, use_case) in &subjects {
-            let subject = Subject {
-                app_id: id.app_id.as_deref(),
-                token_fingerprint: id.fingerprint.as_deref(),
-                ad_account: account.as_deref(),
-                object_id: object.as_deref(),
-                use_case: *use_case,
-            };
-            for k in subject.keys() {
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }
+        // Pacing (nothing to decide while no key holds or spaces calls: the usual case).
         let mut delayed = Duration::ZERO;
-        loop {
-            let patience = self.config.max_wait.saturating_sub(watch.elapsed());
-            let now = self.state.clock().now_ms();
-            let decision = match self.pacer.lock() {
-                Ok(mut p) => p.decide(now, &keys, patience),
-                Err(_) => Decision::Go,
-            };
-            match decision {
-                Decision::Go => break,
-                Decision::Wait { wait, recheck } => {
-                    tokio::time::sleep(wait).await;
-                    delayed += wait;
-                    if !recheck {
-                        break;
+        let calm = match self.pacer.lock() {
+            Ok(mut p) => p.is_calm(self.state.clock().now_ms()),
+            Err(_) => true,
+        };
+        if !calm {
+            let mut subjects: Vec<(Option<&str>, Option<&str>, Option<&'static str>)> =
+                Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
+            match &items {
+                Some(items) => {
+                    for item in items {
+                        subjects.push((
+                            item.info.ad_account.as_deref(),
+                            item.info.object_id.as_deref(),
+                            item.info.use_case,
+                        ));
                     }
-                    if watch.elapsed() >= self.config.max_wait {
-                        // Waited as long as allowed and the key is still held.
-                        let now = self.state.clock().now_ms();
-                        let d = self
-                            .pacer
-                            .lock()
-                            .map(|mut p| p.decide(now, &keys, Duration::ZERO));
-                        match d {
-                            Ok(Decision::Refuse(r)) => {
-                                let record =
-                                    self.record(at_ms, &id, &method, &info, change, "refused");
-                                return self.refuse_paced(record, &r, watch);
+                }
+                None => subjects.push((
+                    info.ad_account.as_deref(),
+                    info.object_id.as_deref(),
+                    info.use_case,
+                )),
+            }
+            let mut keys = Vec::with_capacity(4 * subjects.len());
+            for (account, object, use_case) in &subjects {
+                let subject = Subject {
+                    app_id: id.app_id.as_deref(),
+                    token_fingerprint: id.fingerprint.as_deref(),
+                    ad_account: *account,
+                    object_id: *object,
+                    use_case: *use_case,
+                };
+                for k in subject.keys() {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            loop {
+                let patience = self.config.max_wait.saturating_sub(watch.elapsed());
+                let now = self.state.clock().now_ms();
+                let decision = match self.pacer.lock() {
+                    Ok(mut p) => p.decide(now, &keys, patience),
+                    Err(_) => Decision::Go,
+                };
+                match decision {
+                    Decision::Go => break,
+                    Decision::Wait { wait, recheck } => {
+                        tokio::time::sleep(wait).await;
+                        delayed += wait;
+                        if !recheck {
+                            break;
+                        }
+                        if watch.elapsed() >= self.config.max_wait {
+                            // Waited as long as allowed and the key is still held.
+                            let now = self.state.clock().now_ms();
+                            let d = self
+                                .pacer
+                                .lock()
+                                .map(|mut p| p.decide(now, &keys, Duration::ZERO));
+                            match d {
+                                Ok(Decision::Refuse(r)) => {
+                                    let record =
+                                        self.record(at_ms, &id, &method, &info, change, "refused");
+                                    return self.refuse_paced(record, &r, watch);
+                                }
+                                _ => break,
                             }
-                            _ => break,
                         }
                     }
-                }
-                Decision::Refuse(r) => {
-                    let record = self.record(at_ms, &id, &method, &info, change, "refused");
-                    return self.refuse_paced(record, &r, watch);
+                    Decision::Refuse(r) => {
+                        let record = self.record(at_ms, &id, &method, &info, change, "refused");
+                        return self.refuse_paced(record, &r, watch);
+                    }
                 }
             }
         }
@@ -1434,8 +1493,7 @@ impl Proxy {
         );
         strip_hop_by_hop(&mut parts_out.headers);
         let is_json = header_text(&parts_out.headers, header::CONTENT_TYPE).is_some_and(|ct| {
-            let ct = ct.to_ascii_lowercase();
-            ct.contains("json") || ct.contains("javascript")
+            contains_ignoring_case(ct, "json") || contains_ignoring_case(ct, "javascript")
         });
         let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json);
         let mut records = Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
@@ -1762,6 +1820,29 @@ mod tests {
         drop(rx1);
         peers.loads[0].store(5, Ordering::Relaxed);
         assert_eq!(peers.least_loaded(0), 2, "a worker that stopped gets none");
+    }
+
+    #[test]
+    fn query_parameters_are_found_as_a_full_decode_would_find_them() {
+        let queries = [
+            "",
+            "access_token=abc",
+            "a=1&access_token=first&b=2&access_token=last",
+            "access%5Ftoken=escaped%20value&x=1",
+            "access_token=a+b%2Bc&&&",
+            "access_token",
+            "access_token=&fields=id",
+            "x=access_token&access_token%3D=no",
+            "fields=id,name&access_token=%E2%82%AC%ZZ",
+            "ACCESS_TOKEN=upper",
+        ];
+        for q in queries {
+            let full = form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "access_token")
+                .last()
+                .map(|(_, v)| v.into_owned());
+            assert_eq!(last_param(q, "access_token"), full, "query `{q}`");
+        }
     }
 
     #[test]

@@ -15,8 +15,37 @@ macro_rules! impl_call_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            /// Rows per statement: 18 binds each stays far below either backend's limit.
-            const CHUNK: usize = 400;
+            /// Rows per statement, largest first: a batch is written in statements of these
+            /// sizes only, so each backend prepares at most these five statements once per
+            /// connection and reuses them (a statement of any other size would be parsed afresh:
+            /// thousands of placeholders, every batch). 17 binds a row keeps 256 rows far below
+            /// either backend's limit.
+            const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+            /// `INSERT INTO calls … VALUES (…), (…)` for `CHUNKS[i]` rows, built once, with the
+            /// backend's own placeholders (`?` on SQLite, which numbered ones would make look
+            /// each parameter up by name; `$n` on PostgreSQL).
+            fn insert_sql(i: usize) -> &'static str {
+                static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                let all = SQL.get_or_init(|| {
+                    let columns = CALL_COLUMNS.split(',').count();
+                    CHUNKS
+                        .iter()
+                        .map(|&rows| {
+                            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                                "INSERT INTO calls ({CALL_COLUMNS}) "
+                            ));
+                            q.push_values(0..rows, |mut b, _| {
+                                for _ in 0..columns {
+                                    b.push_bind(0_i64);
+                                }
+                            });
+                            q.into_sql()
+                        })
+                        .collect()
+                });
+                all.get(i).map_or("", String::as_str)
+            }
 
             fn call_from_row(row: &DbRow) -> Result<CallRecord> {
                 let change: String = row.try_get("change")?;
@@ -69,31 +98,36 @@ macro_rules! impl_call_store {
             impl CallStore for super::$store {
                 async fn insert_calls(&self, calls: &[CallRecord], rollups: &[Rollup]) -> Result<()> {
                     let mut tx = self.writer().begin().await?;
-                    for chunk in calls.chunks(CHUNK) {
-                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                            "INSERT INTO calls ({CALL_COLUMNS}) "
-                        ));
-                        // Borrowed binds: the batch's strings are not copied again.
-                        q.push_values(chunk, |mut b, c| {
-                            b.push_bind(c.at_ms)
-                                .push_bind(c.token_alias.as_deref())
-                                .push_bind(c.token_fingerprint.as_deref())
-                                .push_bind(c.app_id.as_deref())
-                                .push_bind(c.method.as_str())
-                                .push_bind(c.path.as_str())
-                                .push_bind(c.object_id.as_deref())
-                                .push_bind(c.change.as_str())
-                                .push_bind(i64::from(c.http_status))
-                                .push_bind(c.error_code)
-                                .push_bind(c.error_subcode)
-                                .push_bind(c.error_class.as_deref())
-                                .push_bind(c.duration_us)
-                                .push_bind(c.usage_pct)
-                                .push_bind(c.usage.as_deref())
-                                .push_bind(c.batch_index.map(i64::from))
-                                .push_bind(c.outcome.as_str());
-                        });
-                        q.build().execute(&mut *tx).await?;
+                    let mut rest = calls;
+                    while !rest.is_empty() {
+                        let Some(i) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
+                            break;
+                        };
+                        let (chunk, after) = rest.split_at(CHUNKS[i]);
+                        rest = after;
+                        // Borrowed binds: the batch's strings are not copied again here.
+                        let mut q = sqlx::query(insert_sql(i));
+                        for c in chunk {
+                            q = q
+                                .bind(c.at_ms)
+                                .bind(c.token_alias.as_deref())
+                                .bind(c.token_fingerprint.as_deref())
+                                .bind(c.app_id.as_deref())
+                                .bind(c.method.as_str())
+                                .bind(c.path.as_str())
+                                .bind(c.object_id.as_deref())
+                                .bind(c.change.as_str())
+                                .bind(i64::from(c.http_status))
+                                .bind(c.error_code)
+                                .bind(c.error_subcode)
+                                .bind(c.error_class.as_deref())
+                                .bind(c.duration_us)
+                                .bind(c.usage_pct)
+                                .bind(c.usage.as_deref())
+                                .bind(c.batch_index.map(i64::from))
+                                .bind(c.outcome.as_str());
+                        }
+                        q.execute(&mut *tx).await?;
                     }
                     for r in rollups {
                         sqlx::query(

@@ -15,6 +15,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the proxy allocates and frees small buffers on every call,
+/// and call records are made on the proxy's threads and freed on the writer's, which glibc's
+/// per-thread arenas handle with locks and consolidation (see BENCHMARKS.md, run 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -154,11 +154,17 @@ fn parse(found: &[Option<&HeaderValue>; 5]) -> Usage {
 
 /// The usage an answer's headers report.
 pub fn usage_of(headers: &HeaderMap) -> Arc<Parsed> {
+    // One pass over the answer's few headers (cheaper than looking each usage name up).
     let mut found: [Option<&HeaderValue>; 5] = [None; 5];
-    for (slot, name) in found.iter_mut().zip(&NAMES) {
-        let mut values = headers.get_all(name).iter();
-        *slot = values.next();
-        if values.next().is_some() {
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !name.starts_with("x-") {
+            continue;
+        }
+        let Some(i) = NAMES.iter().position(|n| n.as_str() == name) else {
+            continue;
+        };
+        if found[i].is_some() {
             // A repeated header: rare, parsed as it is (every value is read).
             return Arc::new(Parsed::new(Usage::from_headers(
                 headers
@@ -166,6 +172,7 @@ pub fn usage_of(headers: &HeaderMap) -> Arc<Parsed> {
                     .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
             )));
         }
+        found[i] = Some(value);
     }
     if found.iter().all(Option::is_none) {
         return empty();
