@@ -1366,8 +1366,9 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
         batch_index: Some(3),
         outcome: "forwarded".into(),
     };
-    // More rows than one statement takes.
-    let mut calls: Vec<CallRecord> = (0..900)
+    // More rows than one statement takes, and a batch that needs every statement size the
+    // writer uses (256, 64, 16, 4, 1): 921 rows = 3 × 256 + 2 × 64 + 16 + 2 × 4 + 1.
+    let mut calls: Vec<CallRecord> = (0..919)
         .map(|i| call(60_000 + i, Some("ana"), None))
         .collect();
     calls.push(call(120_500, Some("ana"), Some(80004)));
@@ -1380,20 +1381,20 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     db.insert_calls(&again, &Rollup::fold(&again))
         .await
         .unwrap();
-    assert_eq!(db.call_count().await.unwrap(), 903);
+    assert_eq!(db.call_count().await.unwrap(), 922);
 
     let recent = db.recent_calls(Some("ana"), 2).await.unwrap();
     assert_eq!(recent.len(), 2);
-    assert_eq!(recent[0], calls[900], "newest first, every field kept");
-    assert_eq!(db.recent_calls(None, 1).await.unwrap()[0], calls[901]);
+    assert_eq!(recent[0], calls[919], "newest first, every field kept");
+    assert_eq!(db.recent_calls(None, 1).await.unwrap()[0], calls[920]);
 
     let rollups = db.rollups_since(0).await.unwrap();
     let first = rollups
         .iter()
         .find(|r| r.minute_ms == 60_000 && r.token_alias == "ana")
         .unwrap();
-    assert_eq!(first.calls, 901);
-    assert_eq!(first.duration_us, 901 * 1500);
+    assert_eq!(first.calls, 920);
+    assert_eq!(first.duration_us, 920 * 1500);
     assert_eq!(first.max_usage_pct, 12.5);
     assert!(
         rollups
@@ -1428,7 +1429,7 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     assert_eq!(trends[1].previous, Some(7.0));
 
     let (calls_deleted, rollups_deleted) = db.prune_calls(120_000, 100_000).await.unwrap();
-    assert_eq!((calls_deleted, rollups_deleted), (901, 1));
+    assert_eq!((calls_deleted, rollups_deleted), (920, 1));
     assert_eq!(db.call_count().await.unwrap(), 2);
 }
 
