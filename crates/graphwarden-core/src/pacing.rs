@@ -324,20 +324,19 @@ const MAX_KEYS: usize = 50_000;
 pub struct Pacer {
     config: PacingConfig,
     keys: HashMap<PaceKey, KeyState>,
-    /// From when on no key holds or spaces calls (`i64::MAX`: some key is above the soft
-    /// threshold), until the next change; `None` once a key changed.
-    calm_from: Option<i64>,
+    /// Keys above the soft threshold (their calls are spaced), kept as keys change.
+    hot_keys: usize,
+    /// No key is held after this (an upper bound: a hold that ends early leaves it).
+    held_max: i64,
 }
-
-/// Above this many keys [`Pacer::is_calm`] does not scan them and answers `false`.
-const CALM_SCAN_MAX: usize = 4096;
 
 impl Pacer {
     pub fn new(config: PacingConfig) -> Self {
         Self {
             config,
             keys: HashMap::new(),
-            calm_from: None,
+            hot_keys: 0,
+            held_max: 0,
         }
     }
 
@@ -346,33 +345,37 @@ impl Pacer {
     }
 
     /// Whether no key holds or spaces calls now, so that [`Pacer::decide`] would let any call
-    /// go: the proxy then does not build a call's keys. Answered from the keys' state as
-    /// last changed, without a scan until they change again.
-    pub fn is_calm(&mut self, now_ms: i64) -> bool {
-        let from = match self.calm_from {
-            Some(from) => from,
-            None => {
-                let soft = self.config.soft_percent;
-                let from = if self.keys.len() > CALM_SCAN_MAX {
-                    i64::MAX
-                } else {
-                    self.keys
-                        .values()
-                        .try_fold(0_i64, |from, st| {
-                            (st.percent <= soft).then_some(from.max(st.held_until_ms))
-                        })
-                        .unwrap_or(i64::MAX)
-                };
-                self.calm_from = Some(from);
-                from
-            }
-        };
-        now_ms >= from
+    /// go: the proxy then does not build a call's keys. Answered from counts kept as keys
+    /// change (no scan of the keys).
+    pub fn is_calm(&self, now_ms: i64) -> bool {
+        self.hot_keys == 0 && now_ms >= self.held_max
+    }
+
+    /// Count the hot keys and the last hold again, after keys were replaced or forgotten.
+    fn recount(&mut self) {
+        let soft = self.config.soft_percent;
+        self.hot_keys = self.keys.values().filter(|st| st.percent > soft).count();
+        self.held_max = self
+            .keys
+            .values()
+            .map(|st| st.held_until_ms)
+            .max()
+            .unwrap_or(0);
+    }
+
+    /// One key's percentage went from `before` to `after` and it is held until `held_until`.
+    fn key_changed(&mut self, before: f64, after: f64, held_until: i64) {
+        let soft = self.config.soft_percent;
+        match (before > soft, after > soft) {
+            (false, true) => self.hot_keys += 1,
+            (true, false) => self.hot_keys = self.hot_keys.saturating_sub(1),
+            _ => {}
+        }
+        self.held_max = self.held_max.max(held_until);
     }
 
     /// Decide about a call that must pass `keys`, by a caller willing to wait `patience`.
     pub fn decide(&mut self, now_ms: i64, keys: &[PaceKey], patience: Duration) -> Decision {
-        self.calm_from = None;
         let patience_ms = ms(patience);
         let soft = self.config.soft_percent;
         let hard = self.config.hard_percent.max(soft);
@@ -423,6 +426,7 @@ impl Pacer {
                 // others until its answer comes back.
                 st.held_until_ms = now_ms.saturating_add(ms(self.config.probe_after));
                 st.hold = Some(HoldCause::Usage);
+                self.held_max = self.held_max.max(st.held_until_ms);
                 continue;
             }
             if st.percent > soft {
@@ -489,11 +493,11 @@ impl Pacer {
     }
 
     fn state(&mut self, key: PaceKey, now_ms: i64) -> &mut KeyState {
-        self.calm_from = None;
         if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(&key) {
             self.keys.retain(|_, s| {
                 now_ms - s.observed_ms < FORGET_AFTER_MS || s.held_until_ms > now_ms
             });
+            self.recount();
         }
         self.keys
             .entry(key)
@@ -505,6 +509,7 @@ impl Pacer {
         let hard = self.config.hard_percent;
         let probe = ms(self.config.probe_after);
         let st = self.state(key, now_ms);
+        let before = st.percent;
         st.percent = percent;
         st.observed_ms = now_ms;
         st.dirty = true;
@@ -519,6 +524,8 @@ impl Pacer {
             st.held_until_ms = 0;
             st.hold = None;
         }
+        let held_until = st.held_until_ms;
+        self.key_changed(before, percent, held_until);
     }
 
     /// Meta blocked `key` for `wait` (a throttle error, or a regain time).
@@ -540,6 +547,8 @@ impl Pacer {
         if code.is_some() {
             st.meta_code = code;
         }
+        let (percent, held_until) = (st.percent, st.held_until_ms);
+        self.key_changed(percent, percent, held_until);
     }
 
     /// Learn from one response (or one batch item): its usage headers and, when it failed,
@@ -693,7 +702,6 @@ impl Pacer {
     /// as an answer here would); a hold that runs longer than this instance's is taken over,
     /// Meta's own holds winning over usage holds. Imported state is not exported again.
     pub fn import(&mut self, now_ms: i64, shared: &[SharedKey]) {
-        self.calm_from = None;
         let hard = self.config.hard_percent;
         for s in shared {
             if !self.keys.contains_key(&s.key) {
@@ -736,6 +744,9 @@ impl Pacer {
                     _ => {}
                 }
             }
+        }
+        if !shared.is_empty() {
+            self.recount();
         }
     }
 
@@ -819,6 +830,17 @@ mod tests {
         assert!(!p.is_calm(until - 1));
         assert!(p.is_calm(until));
         assert_eq!(p.decide(until, &subject().keys(), PATIENCE), Decision::Go);
+        // Two hot keys: calm only once both are back below.
+        let other_app = Subject {
+            app_id: Some("2"),
+            ..subject()
+        };
+        p.observe(until + 1, &subject(), &app(80), None);
+        p.observe(until + 1, &other_app, &app(80), None);
+        p.observe(until + 2, &subject(), &app(10), None);
+        assert!(!p.is_calm(until + 3), "the other app is still above");
+        p.observe(until + 4, &other_app, &app(10), None);
+        assert!(p.is_calm(until + 5));
         // State shared by another instance counts too.
         let mut other = Pacer::new(PacingConfig::default());
         other.observe(20, &subject(), &app(90), None);

@@ -1253,7 +1253,7 @@ impl Proxy {
         // Pacing (nothing to decide while no key holds or spaces calls: the usual case).
         let mut delayed = Duration::ZERO;
         let calm = match self.pacer.lock() {
-            Ok(mut p) => p.is_calm(self.state.clock().now_ms()),
+            Ok(p) => p.is_calm(self.state.clock().now_ms()),
             Err(_) => true,
         };
         if !calm {
