@@ -14,7 +14,7 @@
 # dumps; the dump's total over the requests wrk counted is the figure. About a minute.
 #
 # Knobs: DURATION (8), CONNS (4), GW_BINARY / BARE_BINARY (measure these instead of building
-# the tree). Prints "floor N", "gw-off N" and their difference, in instructions per request.
+# the tree), KEEP_DUMPS (a directory to copy the callgrind dumps into, for callgrind_annotate). Prints "floor N", "gw-off N" and their difference, in instructions per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8}
@@ -43,6 +43,9 @@ cleanup() {
     sleep 1
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [[ -n "${KEEP_DUMPS:-}" ]]; then
+        mkdir -p "$KEEP_DUMPS" && cp "$WORK"/cg.* "$KEEP_DUMPS"/ 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT

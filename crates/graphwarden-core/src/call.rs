@@ -3,6 +3,9 @@
 //! change it makes — a read, a create, an update (a budget or a status change named as such)
 //! or a delete. Pure: the proxy hands in the method, the path and the parameter names.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// What a call does to the object it names.
@@ -82,11 +85,12 @@ fn is_numeric_id(segment: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInfo {
     /// The path with its version and ids replaced: `/{version}/act_{id}/campaigns`.
-    pub template: String,
+    /// Shared text (here and in the call records made from it), so a parse can be reused.
+    pub template: Arc<str>,
     /// The object the call is about: the first id in the path (`act_123`, `23850…`, `me`).
-    pub object_id: Option<String>,
+    pub object_id: Option<Arc<str>>,
     /// The ad account the path names, without `act_` (the key Meta's usage headers use).
-    pub ad_account: Option<String>,
+    pub ad_account: Option<Arc<str>>,
     /// The last segment is an edge (`campaigns`, `insights`) rather than an object.
     pub ends_in_edge: bool,
     /// The business use case the call most likely counts against (`ads_insights` for insights,
@@ -114,21 +118,21 @@ pub fn parse_path(path: &str) -> PathInfo {
         {
             template.push_str("act_{id}");
             if object_id.is_none() {
-                object_id = Some(segment.to_owned());
+                object_id = Some(Arc::from(segment));
             }
             if ad_account.is_none() {
-                ad_account = Some(id.to_owned());
+                ad_account = Some(Arc::from(id));
             }
             ends_in_edge = false;
         } else if is_numeric_id(segment) {
             template.push_str("{id}");
             if object_id.is_none() {
-                object_id = Some(segment.to_owned());
+                object_id = Some(Arc::from(segment));
             }
             ends_in_edge = false;
         } else if segment == "me" && object_id.is_none() {
             template.push_str("me");
-            object_id = Some("me".to_owned());
+            object_id = Some(Arc::from("me"));
             ends_in_edge = false;
         } else {
             // Edge names are short ASCII words; anything else (a cursor, a hash, a name
@@ -159,7 +163,7 @@ pub fn parse_path(path: &str) -> PathInfo {
         None
     };
     PathInfo {
-        template,
+        template: Arc::from(template),
         object_id,
         ad_account,
         ends_in_edge,
@@ -196,18 +200,22 @@ pub fn change_type<'a>(
 
 /// One call as recorded. Never holds a secret: the token is named by its alias and keyed
 /// fingerprint only.
+///
+/// Text the proxy has already (the token's names, the parsed path, the answer's usage) is
+/// shared, not copied, and the method and outcome are usually constants: making a record for
+/// every call then copies no strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// When the call started, epoch milliseconds.
     pub at_ms: i64,
     /// The stored token's alias, when the token is in the inventory.
-    pub token_alias: Option<String>,
+    pub token_alias: Option<Arc<str>>,
     /// The token's keyed fingerprint (HMAC), never the token.
-    pub token_fingerprint: Option<String>,
-    pub app_id: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub object_id: Option<String>,
+    pub token_fingerprint: Option<Arc<str>>,
+    pub app_id: Option<Arc<str>>,
+    pub method: Cow<'static, str>,
+    pub path: Arc<str>,
+    pub object_id: Option<Arc<str>>,
     pub change: ChangeType,
     /// The HTTP status the caller saw (for a batch item, the item's own code).
     pub http_status: u16,
@@ -220,12 +228,21 @@ pub struct CallRecord {
     /// The highest usage percentage the response's headers reported.
     pub usage_pct: Option<f64>,
     /// The raw usage values (JSON), when the response carried any.
-    pub usage: Option<String>,
+    pub usage: Option<Arc<str>>,
     /// For an item of a batch: its index.
     pub batch_index: Option<i32>,
     /// `forwarded`, `delayed` (paced, then sent), `refused` (answered by graphwarden without
     /// reaching Meta), `failed` (Graph could not be reached), `aborted` (the caller left).
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
+}
+
+/// A method's name, without a copy for the usual ones.
+pub fn method_name(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS", "PATCH"];
+    match KNOWN.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +253,7 @@ mod tests {
     #[test]
     fn templates_replace_versions_and_ids() {
         let p = parse_path("/v26.0/act_1234567/campaigns");
-        assert_eq!(p.template, "/{version}/act_{id}/campaigns");
+        assert_eq!(&*p.template, "/{version}/act_{id}/campaigns");
         assert_eq!(p.object_id.as_deref(), Some("act_1234567"));
         assert_eq!(p.ad_account.as_deref(), Some("1234567"));
         assert_eq!(p.use_case, Some("ads_management"));
@@ -245,22 +262,22 @@ mod tests {
         let p = parse_path("/v26.0/act_1/insights");
         assert_eq!(p.use_case, Some("ads_insights"));
         let p = parse_path("/23850000000000001");
-        assert_eq!(p.template, "/{id}");
+        assert_eq!(&*p.template, "/{id}");
         assert!(!p.ends_in_edge);
         assert_eq!(
-            parse_path("/v25.0/me/accounts").template,
+            &*parse_path("/v25.0/me/accounts").template,
             "/{version}/me/accounts"
         );
-        assert_eq!(parse_path("/").template, "/");
-        assert_eq!(parse_path("/v26.0/").template, "/{version}");
-        assert_eq!(parse_path("/123_456/comments").template, "/{id}/comments");
+        assert_eq!(&*parse_path("/").template, "/");
+        assert_eq!(&*parse_path("/v26.0/").template, "/{version}");
+        assert_eq!(&*parse_path("/123_456/comments").template, "/{id}/comments");
         assert_eq!(
-            parse_path("/debug_token").template,
+            &*parse_path("/debug_token").template,
             "/debug_token",
             "a top-level node stays"
         );
         assert_eq!(
-            parse_path("/v26.0/%E2%9C%93weird").template,
+            &*parse_path("/v26.0/%E2%9C%93weird").template,
             "/{version}/{value}"
         );
     }

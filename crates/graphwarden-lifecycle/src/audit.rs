@@ -709,11 +709,11 @@ impl Auditor {
         // Newest first: the first tier seen per app is the current one.
         for call in store.recent_calls(None, 5_000).await? {
             if let (Some(app), Some(usage)) = (&call.app_id, &call.usage)
-                && !tiers.contains_key(app)
+                && !tiers.contains_key(&**app)
                 && let Ok(json) = serde_json::from_str::<serde_json::Value>(usage)
                 && let Some(tier) = find_tier(&json)
             {
-                tiers.insert(app.clone(), tier);
+                tiers.insert(app.to_string(), tier);
             }
         }
         let chain = inventory.verify_events().await?;

@@ -1,4 +1,5 @@
-//! The floor under graphwarden's Graph proxy, for `bench/proxy.sh`: the same hyper 1 server,
+//! The floor under graphwarden's Graph proxy, for `bench/proxy.sh`: the same hyper 1 server
+//! (with `proxy::guard` for unused connections instead of hyper's header-read time-out),
 //! upstream connection pool (`graphwarden_server::proxy::upstream`), worker threads and
 //! single-threaded runtimes as `graphwarden_server::proxy`, forwarding every call as it is and
 //! doing nothing else (and with the same allocator, mimalloc) — no token lookup, no usage headers, no pacing, no metrics, no records.
@@ -13,6 +14,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use graphwarden_server::proxy::body::ProxyBody;
+use graphwarden_server::proxy::guard;
 use graphwarden_server::proxy::upstream::Upstream;
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -112,16 +114,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = stream.set_nodelay(true);
                     let upstream = upstream.clone();
                     let base = Arc::clone(&base);
-                    let service = hyper::service::service_fn(move |req| {
-                        let upstream = upstream.clone();
-                        let base = Arc::clone(&base);
-                        async move { Ok::<_, Infallible>(forward(req, upstream, base).await) }
+                    let activity = guard::Activity::new();
+                    let service = hyper::service::service_fn({
+                        let activity = Arc::clone(&activity);
+                        move |req| {
+                            let upstream = upstream.clone();
+                            let base = Arc::clone(&base);
+                            let call = activity.begin();
+                            async move {
+                                Ok::<_, Infallible>(call.answer(forward(req, upstream, base).await))
+                            }
+                        }
                     });
                     tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
+                        let conn = hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                            .header_read_timeout(None)
+                            .serve_connection(TokioIo::new(stream), service);
+                        tokio::select! {
+                            _ = conn => {}
+                            () = activity.unused_for(guard::PERIOD) => {}
+                        }
                     });
                 }
             });

@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod credential;
+pub mod guard;
 pub mod recorder;
 pub mod upstream;
 mod usage_cache;
@@ -207,27 +208,59 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     }
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass to see what there is to strip (usually `connection` at most).
-    let mut found = [false; 9];
-    let mut any = false;
-    for k in headers.keys() {
-        if let Some(i) = hop_by_hop_index(k) {
-            found[i] = true;
-            any = true;
+/// The hop-by-hop headers found in a pass over a message's headers.
+#[derive(Debug, Default, Clone, Copy)]
+struct HopByHop {
+    found: [bool; 9],
+    any: bool,
+}
+
+impl HopByHop {
+    /// Note `name`; whether it is hop-by-hop.
+    fn note(&mut self, name: &HeaderName) -> bool {
+        match hop_by_hop_index(name) {
+            Some(i) => {
+                self.found[i] = true;
+                self.any = true;
+                true
+            }
+            None => false,
         }
     }
+}
+
+#[cfg(test)]
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut hop = HopByHop::default();
+    for k in headers.keys() {
+        hop.note(k);
+    }
+    strip_found(headers, hop);
+}
+
+/// Remove the hop-by-hop headers a pass over `headers` found (usually `connection` at most),
+/// and those `Connection` names.
+fn strip_found(headers: &mut HeaderMap, hop: HopByHop) {
+    let HopByHop { found, any } = hop;
     if !any {
         return;
     }
     if found[0] {
-        // The names `Connection` lists go too; `keep-alive` (the usual one) is hop-by-hop
-        // anyway, so it is not parsed as a name.
+        // The names `Connection` lists go too; `keep-alive` and `close` (the usual ones) are
+        // connection options, not names, so they are not parsed as names.
+        let option = |v: &[u8]| {
+            v.is_empty()
+                || v.eq_ignore_ascii_case(b"keep-alive")
+                || v.eq_ignore_ascii_case(b"close")
+        };
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
+            if option(value.as_bytes()) {
+                continue;
+            }
             let Ok(value) = value.to_str() else { continue };
             for n in value.split(',').map(str::trim) {
-                if n.is_empty() || n.eq_ignore_ascii_case("keep-alive") {
+                if option(n.as_bytes()) {
                     continue;
                 }
                 if let Ok(name) = HeaderName::from_bytes(n.as_bytes())
@@ -316,37 +349,88 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-/// The last value of `name` in a query string, decoded. Only the pair found is decoded (the
-/// other pairs' names are compared as they are, unless they hold an escape), so a call's
-/// query is not decoded whole for the one value the proxy looks for.
+/// The last value of `name` in a query string, decoded (see [`last_pairs`]).
+#[cfg(test)]
 fn last_param(query: &str, name: &str) -> Option<String> {
-    let pair = last_pair(query, name)?;
-    let value = pair.split_once('=').map_or("", |(_, v)| v);
+    let [pair] = last_pairs(query, [name]);
+    pair.map(pair_value)
+}
+
+/// The value of a `name=value` pair, decoded; only copied when it holds no escape.
+fn pair_value(pair: &str) -> String {
+    // `=` is ASCII: the slice after it starts on a character boundary.
+    let value = pair
+        .bytes()
+        .position(|b| b == b'=')
+        .and_then(|i| pair.get(i + 1..))
+        .unwrap_or("");
     if !value.bytes().any(|b| b == b'%' || b == b'+') {
-        return Some(value.to_owned());
+        return value.to_owned();
     }
     form_urlencoded::parse(pair.as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
-/// The last `name=value` pair of a query string whose name, decoded, is `name`.
-fn last_pair<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    let mut last = None;
-    for pair in query.split('&') {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        let matches = if key.bytes().any(|b| b == b'%' || b == b'+') {
-            form_urlencoded::parse(key.as_bytes())
-                .next()
-                .is_some_and(|(k, _)| k == name)
-        } else {
-            key == name
-        };
-        if matches {
-            last = Some(pair);
+/// For each of `names`, the last `name=value` pair of a query string whose name, decoded, is
+/// that name; in one pass over the query's bytes. Names are compared as they are unless
+/// they hold an escape, so a call's query is not decoded for the few names the proxy
+/// looks for.
+fn last_pairs<'q, const N: usize>(query: &'q str, names: [&str; N]) -> [Option<&'q str>; N] {
+    let mut found = [None; N];
+    let bytes = query.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let rest = &bytes[start..];
+        let end = start + rest.iter().position(|&b| b == b'&').unwrap_or(rest.len());
+        let pair = &bytes[start..end];
+        let key = &pair[..pair.iter().position(|&b| b == b'=').unwrap_or(pair.len())];
+        let escaped = key.iter().any(|&b| b == b'%' || b == b'+');
+        for (slot, name) in found.iter_mut().zip(names) {
+            let matches = if escaped {
+                form_urlencoded::parse(key)
+                    .next()
+                    .is_some_and(|(k, _)| k == name)
+            } else {
+                key == name.as_bytes()
+            };
+            if matches {
+                // `&` is ASCII: `start..end` lies on character boundaries.
+                *slot = query.get(start..end);
+            }
         }
+        start = end + 1;
     }
-    last
+    found
+}
+
+/// [`call::parse_path`], remembered per thread for the last few paths: a client mostly calls
+/// the same few endpoints, and a remembered parse is shared, not copied.
+fn parsed_path(path: &str) -> PathInfo {
+    const KEPT: usize = 16;
+    thread_local! {
+        static RECENT: std::cell::RefCell<(Vec<(Box<str>, PathInfo)>, usize)> =
+            const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    if path.len() > 256 {
+        return call::parse_path(path);
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let (kept, next) = &mut *recent;
+        if let Some((_, info)) = kept.iter().find(|(p, _)| &**p == path) {
+            return info.clone();
+        }
+        let info = call::parse_path(path);
+        if kept.len() < KEPT {
+            kept.push((path.into(), info.clone()));
+        } else {
+            kept[*next] = (path.into(), info.clone());
+            *next = (*next + 1) % KEPT;
+        }
+        info
+    })
 }
 
 fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
@@ -362,29 +446,86 @@ fn take_param(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
     found
 }
 
-/// Whether `needle` (lower case) is in `haystack`, ignoring ASCII case.
+/// Whether `needle` (lower case, not empty) is in `haystack`, ignoring ASCII case. A plain
+/// scan: header values are short, and a substring searcher costs more to set up.
 fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
-    if haystack.contains(needle) {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
         return true;
+    };
+    if h.len() < n.len() {
+        return false;
     }
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    for i in 0..=h.len() - n.len() {
+        if h[i].to_ascii_lowercase() == first && h[i..i + n.len()].eq_ignore_ascii_case(n) {
+            return true;
+        }
+    }
+    false
 }
 
-fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+/// What the proxy reads of a call's headers, found in one pass (a lookup by name hashes the
+/// name; a call carries few headers).
+#[derive(Debug, Default)]
+struct CallHeaders<'h> {
+    /// The first value of each, as `header_text` reads it.
+    content_type: Option<&'h str>,
+    authorization: Option<&'h str>,
+    key: Option<&'h str>,
+    alias: Option<&'h str>,
+    host: Option<&'h HeaderValue>,
+    present: Present,
+}
+
+/// Which of the headers the proxy never passes on a call holds.
+#[derive(Debug, Default, Clone, Copy)]
+struct Present {
+    hop: HopByHop,
+    host: bool,
+    accept_encoding: bool,
+    key: bool,
+    alias: bool,
+}
+
+impl<'h> CallHeaders<'h> {
+    fn scan(headers: &'h HeaderMap) -> Self {
+        let mut seen = Self::default();
+        let first = |slot: &mut Option<&'h str>, present: &mut bool, value: &'h HeaderValue| {
+            if !*present {
+                *slot = value.to_str().ok().map(str::trim);
+                *present = true;
+            }
+        };
+        let (mut ct, mut auth) = (false, false);
+        for (name, value) in headers {
+            if seen.present.hop.note(name) {
+                continue;
+            }
+            if name == header::HOST {
+                if !seen.present.host {
+                    seen.host = Some(value);
+                }
+                seen.present.host = true;
+            } else if name == header::ACCEPT_ENCODING {
+                seen.present.accept_encoding = true;
+            } else if name == header::CONTENT_TYPE {
+                first(&mut seen.content_type, &mut ct, value);
+            } else if name == header::AUTHORIZATION {
+                first(&mut seen.authorization, &mut auth, value);
+            } else if name == KEY_HEADER {
+                first(&mut seen.key, &mut seen.present.key, value);
+            } else if name == TOKEN_HEADER {
+                first(&mut seen.alias, &mut seen.present.alias, value);
+            }
+        }
+        seen
+    }
 }
 
 /// One item of a batch request, as far as recording and pacing need it.
 #[derive(Debug)]
 struct BatchItem {
-    method: String,
+    method: std::borrow::Cow<'static, str>,
     info: PathInfo,
     change: call::ChangeType,
 }
@@ -395,11 +536,13 @@ fn batch_items(batch: &str) -> Option<Vec<BatchItem>> {
         items
             .iter()
             .map(|item| {
-                let method = item
-                    .get("method")
-                    .and_then(Value::as_str)
-                    .unwrap_or("GET")
-                    .to_ascii_uppercase();
+                let method = call::method_name(
+                    &item
+                        .get("method")
+                        .and_then(Value::as_str)
+                        .unwrap_or("GET")
+                        .to_ascii_uppercase(),
+                );
                 let url = item
                     .get("relative_url")
                     .and_then(Value::as_str)
@@ -479,9 +622,9 @@ fn subject<'a>(
 /// Who a call is made as, once the token is chosen.
 #[derive(Debug, Default, Clone)]
 struct Identity {
-    alias: Option<String>,
-    fingerprint: Option<String>,
-    app_id: Option<String>,
+    alias: Option<Arc<str>>,
+    fingerprint: Option<Arc<str>>,
+    app_id: Option<Arc<str>>,
     /// The stored token was injected: its secret must not reach the caller.
     injected: Option<SecretString>,
     /// What the caller put where the token goes (its key), to put back in scrubbed links.
@@ -737,22 +880,37 @@ impl Proxy {
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(self);
         let client = client.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let proxy = Arc::clone(&proxy);
-            let client = client.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+        let activity = guard::Activity::new();
+        let service = hyper::service::service_fn({
+            let activity = Arc::clone(&activity);
+            move |req| {
+                let proxy = Arc::clone(&proxy);
+                let client = client.clone();
+                let activity = Arc::clone(&activity);
+                let call = activity.begin();
+                async move { Ok::<_, Infallible>(call.answer(proxy.handle(req, client).await)) }
+            }
         });
+        // No header-read time-out of hyper's (a timer per call): `guard` closes connections
+        // that go unused, slow request heads included.
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(None)
             .max_buf_size(self.config.max_header_bytes.max(8192));
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _load = load;
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "A proxy connection ended with an error.");
+            tokio::select! {
+                done = conn => {
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "A proxy connection ended with an error.");
+                    }
+                }
+                () = activity.unused_for(guard::PERIOD) => {
+                    tracing::debug!("Closing a proxy connection unused for {:?}.", guard::PERIOD);
+                }
             }
         });
     }
@@ -826,7 +984,9 @@ impl Proxy {
         if record.batch_index.is_none_or(|i| i == 0) {
             metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
         }
-        match self.recorder.lock().ok().and_then(|r| r.clone()) {
+        // Queued under the lock (a queue never blocks) rather than with a clone of the sender.
+        let recorder = self.recorder.lock().ok();
+        match recorder.as_ref().and_then(|r| r.as_ref()) {
             Some(recorder) => recorder.record(record),
             None if self.config.record => {
                 tracing::warn!(
@@ -874,17 +1034,17 @@ impl Proxy {
         &self,
         at_ms: i64,
         id: &Identity,
-        method: &str,
+        method: &std::borrow::Cow<'static, str>,
         info: &PathInfo,
         change: call::ChangeType,
-        outcome: &str,
+        outcome: &'static str,
     ) -> CallRecord {
         CallRecord {
             at_ms,
             token_alias: id.alias.clone(),
             token_fingerprint: id.fingerprint.clone(),
             app_id: id.app_id.clone(),
-            method: method.to_owned(),
+            method: method.clone(),
             path: info.template.clone(),
             object_id: info.object_id.clone(),
             change,
@@ -896,7 +1056,7 @@ impl Proxy {
             usage_pct: None,
             usage: None,
             batch_index: None,
-            outcome: outcome.to_owned(),
+            outcome: outcome.into(),
         }
     }
 
@@ -946,7 +1106,7 @@ impl Proxy {
         r: &Refusal,
         watch: Stopwatch,
     ) -> Response<ProxyBody> {
-        record.outcome = "refused".to_owned();
+        record.outcome = "refused".into();
         let mut response = self.refuse(
             record,
             StatusCode::BAD_REQUEST,
@@ -975,8 +1135,14 @@ impl Proxy {
         req: Request<Incoming>,
         client: Upstream,
     ) -> Response<ProxyBody> {
-        if let Some(recorder) = self.recorder.lock().ok().and_then(|r| r.clone()) {
-            // A full queue makes new calls wait for the writer rather than pile up records.
+        // A full queue makes new calls wait for the writer rather than pile up records. (The
+        // recorder is cloned only then: a clone of its channel's sender is not free.)
+        let full = self
+            .recorder
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().filter(|r| r.is_full()).cloned());
+        if let Some(recorder) = full {
             recorder.wait_for_room().await;
         }
         let mut armed = Armed {
@@ -1000,23 +1166,25 @@ impl Proxy {
         let watch = armed.watch;
         let at_ms = self.state.clock().now_ms();
         let (mut parts, body) = req.into_parts();
-        let method = parts.method.as_str().to_owned();
+        let method = call::method_name(parts.method.as_str());
         // The path and query as they came (shared bytes, not a copy): passed on unchanged when
         // nothing is injected or added, decoded only when something is.
         let original = parts.uri.path_and_query().cloned();
         let path = original.as_ref().map_or("/", |pq| pq.path());
         let raw_query = original.as_ref().and_then(|pq| pq.query()).unwrap_or("");
-        let info = call::parse_path(path);
+        let info = parsed_path(path);
         let mut query: Option<Vec<(String, String)>> = None;
         let mut id = Identity::default();
         // Where the caller reached the proxy, for Graph's absolute links in scrubbed answers.
         // (Built only when an answer is scrubbed.)
-        let caller_host = parts.headers.get(header::HOST).cloned();
+        let seen = CallHeaders::scan(&parts.headers);
+        let caller_host = seen.host.cloned();
 
         // A form body is read: it may hold the token, the batch, and what an update changes.
         // So is the JSON body of a write (the Node SDK's): its top-level names say what an
         // update changes; it is passed on as it came.
-        let content_type = header_text(&parts.headers, header::CONTENT_TYPE)
+        let content_type = seen
+            .content_type
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         let is_form = content_type.starts_with("application/x-www-form-urlencoded");
@@ -1026,7 +1194,7 @@ impl Proxy {
         let mut json_body: Option<(Bytes, Vec<String>)> = None;
         let mut stream_body: Option<Incoming> = None;
         if is_form || is_json_write {
-            let refused = |outcome: &str| {
+            let refused = |outcome: &'static str| {
                 self.record(at_ms, &id, &method, &info, call::ChangeType::Read, outcome)
             };
             match read_up_to(body, self.config.max_body).await {
@@ -1075,12 +1243,13 @@ impl Proxy {
         }
 
         // The token: the caller's own, or a stored one by alias with a graphwarden key.
-        let bearer = header_text(&parts.headers, header::AUTHORIZATION).and_then(|v| {
+        let bearer = seen.authorization.and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
                 .then(|| token.trim().to_owned())
         });
-        let mut presented = last_param(raw_query, "access_token");
+        let [token_pair, proof_pair] = last_pairs(raw_query, ["access_token", "appsecret_proof"]);
+        let mut presented = token_pair.map(pair_value);
         if let Some(f) = form.as_mut()
             && let Some(t) = take_param(f, "access_token")
         {
@@ -1090,8 +1259,9 @@ impl Proxy {
         if from_bearer {
             presented = bearer.clone();
         }
-        let key_header = header_text(&parts.headers, &KEY_HEADER).map(str::to_owned);
-        let alias_header = header_text(&parts.headers, &TOKEN_HEADER).map(str::to_owned);
+        let key_header = seen.key.map(str::to_owned);
+        let alias_header = seen.alias.map(str::to_owned);
+        let seen = seen.present;
         let presented_is_key = presented
             .as_deref()
             .is_some_and(|t| t.starts_with(KEY_PREFIX));
@@ -1166,9 +1336,9 @@ impl Proxy {
                     );
                 }
             };
-            id.alias = Some(stored.alias.to_string());
-            id.fingerprint = Some(stored.fingerprint.clone());
-            id.app_id = Some(stored.app_id.clone());
+            id.alias = Some(Arc::clone(&stored.alias_text));
+            id.fingerprint = Some(Arc::clone(&stored.fingerprint));
+            id.app_id = Some(Arc::clone(&stored.app_id));
             id.injected = Some(stored.secret.clone());
             id.placeholder = SecretString::from(if presented_is_key && !from_bearer {
                 key_text.clone()
@@ -1186,10 +1356,10 @@ impl Proxy {
             let inventory = Arc::clone(self.state.inventory());
             match self.credentials.known(&inventory, &token).await {
                 Ok(known) => {
-                    id.alias = known.alias.as_ref().map(|a| a.to_string());
-                    id.fingerprint = Some(known.fingerprint.clone());
-                    id.app_id = known.app_id.clone();
-                    let has_proof = last_pair(raw_query, "appsecret_proof").is_some()
+                    id.alias.clone_from(&known.alias);
+                    id.fingerprint = Some(Arc::clone(&known.fingerprint));
+                    id.app_id.clone_from(&known.app_id);
+                    let has_proof = proof_pair.is_some()
                         || form.iter().flatten().any(|(k, _)| k == "appsecret_proof");
                     if !has_proof {
                         proof_secret = known.app_secret.clone();
@@ -1253,7 +1423,7 @@ impl Proxy {
         // Pacing (nothing to decide while no key holds or spaces calls: the usual case).
         let mut delayed = Duration::ZERO;
         let calm = match self.pacer.lock() {
-            Ok(p) => p.is_calm(self.state.clock().now_ms()),
+            Ok(p) => p.is_calm(at_ms),
             Err(_) => true,
         };
         if !calm {
@@ -1376,11 +1546,18 @@ impl Proxy {
                 );
             }
         };
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::HOST);
-        parts.headers.remove(header::ACCEPT_ENCODING);
-        parts.headers.remove(&KEY_HEADER);
-        parts.headers.remove(&TOKEN_HEADER);
+        strip_found(&mut parts.headers, seen.hop);
+        // Only those there are: a removal looks its name up.
+        for (name, present) in [
+            (&header::HOST, seen.host),
+            (&header::ACCEPT_ENCODING, seen.accept_encoding),
+            (&KEY_HEADER, seen.key),
+            (&TOKEN_HEADER, seen.alias),
+        ] {
+            if present {
+                parts.headers.remove(name);
+            }
+        }
         if from_bearer && inject {
             parts.headers.remove(header::AUTHORIZATION);
         }
@@ -1482,7 +1659,26 @@ impl Proxy {
         // The answer.
         let (mut parts_out, body_in) = answer.into_parts();
         let status = parts_out.status.as_u16();
-        let parsed = usage_cache::usage_of(&parts_out.headers);
+        // One pass over the answer's headers for all the proxy looks at.
+        let mut hop = HopByHop::default();
+        let mut usage_found = usage_cache::Found::default();
+        let mut content_type = None;
+        for (name, value) in &parts_out.headers {
+            if hop.note(name) {
+                continue;
+            }
+            if name == header::CONTENT_TYPE {
+                content_type = content_type.or(Some(value));
+            } else {
+                usage_found.note(name, value);
+            }
+        }
+        let parsed = usage_cache::usage_found(&usage_found, &parts_out.headers);
+        let is_json = content_type
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                contains_ignoring_case(ct, "json") || contains_ignoring_case(ct, "javascript")
+            });
         let usage = &parsed.usage;
         // What the call itself was about, for the pacer (batch items have their own).
         let call_subject = subject(
@@ -1491,10 +1687,7 @@ impl Proxy {
             info.object_id.as_deref(),
             info.use_case,
         );
-        strip_hop_by_hop(&mut parts_out.headers);
-        let is_json = header_text(&parts_out.headers, header::CONTENT_TYPE).is_some_and(|ct| {
-            contains_ignoring_case(ct, "json") || contains_ignoring_case(ct, "javascript")
-        });
+        strip_found(&mut parts_out.headers, hop);
         let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json);
         let mut records = Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
         // The record armed for an abort becomes the call's record: taken when the answer
@@ -1506,7 +1699,7 @@ impl Proxy {
             armed.record.take()
         }
         .unwrap_or_else(|| self.record(at_ms, &id, &method, &info, change, outcome));
-        outcome.clone_into(&mut base.outcome);
+        base.outcome = outcome.into();
         base.http_status = status;
         base.usage_pct = parsed.max_pct;
         if self.config.record {
@@ -1581,7 +1774,7 @@ impl Proxy {
                     }
                     if !item_usage.is_empty() {
                         r.usage_pct = Some(item_usage.max_pct());
-                        r.usage = serde_json::to_string(&item_usage).ok();
+                        r.usage = serde_json::to_string(&item_usage).ok().map(Into::into);
                     }
                     let subject = subject(
                         &id,
@@ -1842,6 +2035,52 @@ mod tests {
                 .last()
                 .map(|(_, v)| v.into_owned());
             assert_eq!(last_param(q, "access_token"), full, "query `{q}`");
+            let proof = form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "appsecret_proof");
+            let [token, found] = last_pairs(q, ["access_token", "appsecret_proof"]);
+            assert_eq!(token.map(pair_value), full, "query `{q}`, two names");
+            assert_eq!(found.is_some(), proof, "query `{q}`, the proof");
+        }
+        let [t, p] = last_pairs(
+            "appsecret%5Fproof=x&access_token=t",
+            ["access_token", "appsecret_proof"],
+        );
+        assert_eq!(
+            (t, p),
+            (Some("access_token=t"), Some("appsecret%5Fproof=x"))
+        );
+    }
+
+    #[test]
+    fn content_types_are_matched_ignoring_case() {
+        for (ct, needle, expected) in [
+            ("application/json; charset=UTF-8", "json", true),
+            ("Application/JSON", "json", true),
+            ("text/javascript; charset=UTF-8", "javascript", true),
+            ("text/html", "json", false),
+            ("jso", "json", false),
+            ("", "json", false),
+            ("xxjsojson", "json", true),
+        ] {
+            assert_eq!(
+                contains_ignoring_case(ct, needle),
+                expected,
+                "`{ct}` / `{needle}`"
+            );
+        }
+    }
+
+    #[test]
+    fn remembered_path_parses_are_the_parses() {
+        // More distinct paths than a thread keeps, each asked for twice.
+        let paths: Vec<String> = (0..40)
+            .map(|i| format!("/v26.0/act_{i}/campaigns"))
+            .chain(["/".into(), "/me".into(), "/v26.0/1234/insights".into()])
+            .chain(std::iter::once(format!("/v26.0/{}", "x".repeat(300))))
+            .collect();
+        for _ in 0..2 {
+            for p in &paths {
+                assert_eq!(parsed_path(p), call::parse_path(p), "{p}");
+            }
         }
     }
 

@@ -36,10 +36,10 @@ impl Rollup {
     pub fn of(call: &CallRecord) -> Self {
         Self {
             minute_ms: call.at_ms - call.at_ms.rem_euclid(60_000),
-            token_alias: call.token_alias.clone().unwrap_or_default(),
-            app_id: call.app_id.clone().unwrap_or_default(),
-            account: call.object_id.clone().unwrap_or_default(),
-            path: call.path.clone(),
+            token_alias: call.token_alias.as_deref().unwrap_or_default().to_owned(),
+            app_id: call.app_id.as_deref().unwrap_or_default().to_owned(),
+            account: call.object_id.as_deref().unwrap_or_default().to_owned(),
+            path: call.path.to_string(),
             error_class: call.error_class.clone().unwrap_or_default(),
             error_code: call.error_code.unwrap_or(0),
             calls: 1,
@@ -61,7 +61,7 @@ impl Rollup {
                 call.token_alias.as_deref().unwrap_or_default(),
                 call.app_id.as_deref().unwrap_or_default(),
                 call.object_id.as_deref().unwrap_or_default(),
-                call.path.as_str(),
+                &*call.path,
                 call.error_class.as_deref().unwrap_or_default(),
                 call.error_code.unwrap_or(0),
             );
@@ -156,7 +156,7 @@ mod tests {
     fn call(at_ms: i64, alias: &str, code: Option<i64>) -> CallRecord {
         CallRecord {
             at_ms,
-            token_alias: Some(alias.to_owned()),
+            token_alias: Some(alias.into()),
             token_fingerprint: None,
             app_id: Some("1".into()),
             method: "GET".into(),

@@ -50,14 +50,17 @@ macro_rules! impl_call_store {
             fn call_from_row(row: &DbRow) -> Result<CallRecord> {
                 let change: String = row.try_get("change")?;
                 let status: i64 = row.try_get("http_status")?;
+                let text = |column: &str| -> Result<Option<std::sync::Arc<str>>> {
+                    Ok(row.try_get::<Option<String>, _>(column)?.map(Into::into))
+                };
                 Ok(CallRecord {
                     at_ms: row.try_get("at")?,
-                    token_alias: row.try_get("token_alias")?,
-                    token_fingerprint: row.try_get("token_fingerprint")?,
-                    app_id: row.try_get("app_id")?,
-                    method: row.try_get("method")?,
-                    path: row.try_get("path")?,
-                    object_id: row.try_get("object_id")?,
+                    token_alias: text("token_alias")?,
+                    token_fingerprint: text("token_fingerprint")?,
+                    app_id: text("app_id")?,
+                    method: row.try_get::<String, _>("method")?.into(),
+                    path: row.try_get::<String, _>("path")?.into(),
+                    object_id: text("object_id")?,
                     change: ChangeType::parse(&change)
                         .ok_or_else(|| StoreError::corrupt(format!("stored change `{change}`")))?,
                     http_status: u16::try_from(status).unwrap_or(0),
@@ -66,11 +69,11 @@ macro_rules! impl_call_store {
                     error_class: row.try_get("error_class")?,
                     duration_us: row.try_get("duration_us")?,
                     usage_pct: row.try_get("usage_pct")?,
-                    usage: row.try_get("usage")?,
+                    usage: text("usage")?,
                     batch_index: row
                         .try_get::<Option<i64>, _>("batch_index")?
                         .and_then(|i| i32::try_from(i).ok()),
-                    outcome: row.try_get("outcome")?,
+                    outcome: row.try_get::<String, _>("outcome")?.into(),
                 })
             }
 
@@ -113,8 +116,8 @@ macro_rules! impl_call_store {
                                 .bind(c.token_alias.as_deref())
                                 .bind(c.token_fingerprint.as_deref())
                                 .bind(c.app_id.as_deref())
-                                .bind(c.method.as_str())
-                                .bind(c.path.as_str())
+                                .bind(c.method.as_ref())
+                                .bind(c.path.as_ref())
                                 .bind(c.object_id.as_deref())
                                 .bind(c.change.as_str())
                                 .bind(i64::from(c.http_status))
@@ -125,7 +128,7 @@ macro_rules! impl_call_store {
                                 .bind(c.usage_pct)
                                 .bind(c.usage.as_deref())
                                 .bind(c.batch_index.map(i64::from))
-                                .bind(c.outcome.as_str());
+                                .bind(c.outcome.as_ref());
                         }
                         q.execute(&mut *tx).await?;
                     }

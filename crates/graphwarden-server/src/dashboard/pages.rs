@@ -778,8 +778,8 @@ pub async fn token(
             at: Timestamp::from_millisecond(c.at_ms)
                 .map(fmt_time)
                 .unwrap_or_default(),
-            method: c.method.clone(),
-            path: c.path.clone(),
+            method: c.method.to_string(),
+            path: c.path.to_string(),
             status: c.http_status,
             error: match (&c.error_class, c.error_code) {
                 (Some(class), Some(code)) => format!("{class} ({code})"),

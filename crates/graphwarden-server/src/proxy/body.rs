@@ -39,13 +39,13 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn finish(self, aborted: Option<&str>) {
+    fn finish(self, aborted: Option<&'static str>) {
         let micros = i64::try_from(self.watch.elapsed().as_micros()).unwrap_or(i64::MAX);
         let proxy = self.proxy;
         for mut r in self.records {
             r.duration_us = micros;
             if let Some(outcome) = aborted {
-                r.outcome = outcome.to_owned();
+                r.outcome = outcome.into();
             }
             proxy.finished(r);
         }
@@ -79,7 +79,7 @@ impl Observed {
         }
     }
 
-    fn finish(&mut self, aborted: Option<&str>) {
+    fn finish(&mut self, aborted: Option<&'static str>) {
         if let Some(p) = self.pending.take() {
             p.finish(aborted);
         }

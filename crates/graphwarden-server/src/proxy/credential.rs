@@ -26,19 +26,21 @@ pub const KEY_PREFIX: &str = "gwk_";
 #[derive(Debug)]
 pub struct Stored {
     pub alias: TokenAlias,
-    pub app_id: String,
+    /// `alias` as shared text, for call records.
+    pub alias_text: std::sync::Arc<str>,
+    pub app_id: std::sync::Arc<str>,
     pub secret: SecretString,
     pub app_secret: Option<SecretString>,
-    pub fingerprint: String,
+    pub fingerprint: std::sync::Arc<str>,
 }
 
 /// What the inventory knows of a token a caller sent.
 #[derive(Debug, Clone)]
 pub struct Known {
-    pub alias: Option<TokenAlias>,
-    pub app_id: Option<String>,
+    pub alias: Option<std::sync::Arc<str>>,
+    pub app_id: Option<std::sync::Arc<str>>,
     pub app_secret: Option<SecretString>,
-    pub fingerprint: String,
+    pub fingerprint: std::sync::Arc<str>,
 }
 
 /// Why a call cannot be made with a stored token.
@@ -74,6 +76,37 @@ struct Cached<T> {
 /// A keyed 128-bit hash of a token.
 type TokenHash = (u64, u64);
 
+/// The map of [`TokenHash`]es hashes them no further: they are keyed hashes already.
+#[derive(Debug, Default, Clone, Copy)]
+struct AlreadyHashed;
+
+impl std::hash::BuildHasher for AlreadyHashed {
+    type Hasher = AlreadyHashedHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        AlreadyHashedHasher(0)
+    }
+}
+
+/// Keeps the last `u64` written (a [`TokenHash`] writes two; the second is as random as the
+/// first).
+#[derive(Debug, Default)]
+struct AlreadyHashedHasher(u64);
+
+impl std::hash::Hasher for AlreadyHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `(u64, u64)`; folded in anyway, so any key still hashes.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
 /// The caches in front of the inventory.
 pub struct Credentials {
     ttl: Duration,
@@ -82,7 +115,7 @@ pub struct Credentials {
     /// By a keyed 128-bit hash of the token itself (two SipHash keys drawn at start), so a
     /// token seen before is found without computing its HMAC fingerprint again; the token is
     /// not kept.
-    known: Mutex<HashMap<TokenHash, Cached<std::sync::Arc<Known>>>>,
+    known: Mutex<HashMap<TokenHash, Cached<std::sync::Arc<Known>>, AlreadyHashed>>,
     token_hash: (std::hash::RandomState, std::hash::RandomState),
 }
 
@@ -104,7 +137,7 @@ impl Credentials {
             ttl,
             keys: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
-            known: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::default()),
             token_hash: (std::hash::RandomState::new(), std::hash::RandomState::new()),
         }
     }
@@ -176,10 +209,11 @@ impl Credentials {
         let fingerprint = inventory.token_fingerprint(secret.expose_secret())?;
         let value = std::sync::Arc::new(Stored {
             alias: token.alias.clone(),
-            app_id: token.app_id.to_string(),
+            alias_text: token.alias.as_str().into(),
+            app_id: token.app_id.as_str().into(),
             secret,
             app_secret,
-            fingerprint,
+            fingerprint: fingerprint.into(),
         });
         if let Ok(mut stored) = self.stored.lock() {
             if stored.len() >= MAX_ENTRIES {
@@ -220,7 +254,7 @@ impl Credentials {
         let (app_id, app_secret) = match &alias {
             Some(alias) => match inventory.token(alias).await {
                 Ok(t) => (
-                    Some(t.app_id.to_string()),
+                    Some(t.app_id.as_str().into()),
                     inventory.app_secret(&t.app_id).await.ok(),
                 ),
                 Err(_) => (None, None),
@@ -228,10 +262,10 @@ impl Credentials {
             None => (None, None),
         };
         let value = std::sync::Arc::new(Known {
-            alias,
+            alias: alias.map(|a| a.as_str().into()),
             app_id,
             app_secret,
-            fingerprint: fingerprint.clone(),
+            fingerprint: fingerprint.into(),
         });
         if let Ok(mut known) = self.known.lock() {
             if known.len() >= MAX_ENTRIES {
@@ -254,7 +288,7 @@ impl Credentials {
             stored.remove(alias);
         }
         if let (Some(fp), Ok(mut known)) = (fingerprint, self.known.lock()) {
-            known.retain(|_, c| c.value.fingerprint != fp);
+            known.retain(|_, c| &*c.value.fingerprint != fp);
         }
     }
 }

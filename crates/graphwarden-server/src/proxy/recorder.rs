@@ -60,6 +60,11 @@ impl Recorder {
         &self.stats
     }
 
+    /// Whether the queue is full (see [`Recorder::wait_for_room`]).
+    pub fn is_full(&self) -> bool {
+        self.tx.capacity() == 0
+    }
+
     /// Wait while the queue is full. The proxy calls this before taking a call, so under
     /// overload calls slow down instead of records piling up in memory.
     pub async fn wait_for_room(&self) {

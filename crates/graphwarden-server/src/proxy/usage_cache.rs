@@ -31,7 +31,7 @@ pub struct Parsed {
     /// The highest percentage, `None` when the answer carried no usage.
     pub max_pct: Option<f64>,
     /// `usage` as JSON, for the call record; `None` when there is none.
-    pub json: Option<String>,
+    pub json: Option<Arc<str>>,
     /// Meta asks to wait (a business use case's regain time).
     pub regain: bool,
 }
@@ -43,7 +43,7 @@ impl Parsed {
         }
         Self {
             max_pct: Some(usage.max_pct()),
-            json: serde_json::to_string(&usage).ok(),
+            json: serde_json::to_string(&usage).ok().map(Into::into),
             regain: usage
                 .business_use_case
                 .iter()
@@ -152,37 +152,62 @@ fn parse(found: &[Option<&HeaderValue>; 5]) -> Usage {
     )
 }
 
-/// The usage an answer's headers report.
-pub fn usage_of(headers: &HeaderMap) -> Arc<Parsed> {
-    // One pass over the answer's few headers (cheaper than looking each usage name up).
-    let mut found: [Option<&HeaderValue>; 5] = [None; 5];
-    for (name, value) in headers {
-        let name = name.as_str();
-        if !name.starts_with("x-") {
-            continue;
+/// Where `name` is among Meta's usage headers.
+pub fn usage_index(name: &HeaderName) -> Option<usize> {
+    NAMES.iter().position(|n| n == name)
+}
+
+/// The usage headers of an answer, as [`usage_found`] takes them.
+#[derive(Debug, Default)]
+pub struct Found<'h> {
+    values: [Option<&'h HeaderValue>; 5],
+    repeated: bool,
+}
+
+impl<'h> Found<'h> {
+    /// Note one of the answer's headers; those that are not usage headers are ignored.
+    pub fn note(&mut self, name: &HeaderName, value: &'h HeaderValue) {
+        if let Some(i) = usage_index(name) {
+            if self.values[i].is_some() {
+                self.repeated = true;
+            } else {
+                self.values[i] = Some(value);
+            }
         }
-        let Some(i) = NAMES.iter().position(|n| n.as_str() == name) else {
-            continue;
-        };
-        if found[i].is_some() {
-            // A repeated header: rare, parsed as it is (every value is read).
-            return Arc::new(Parsed::new(Usage::from_headers(
-                headers
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-            )));
-        }
-        found[i] = Some(value);
     }
+}
+
+/// The usage an answer's headers report.
+#[cfg(test)]
+pub fn usage_of(headers: &HeaderMap) -> Arc<Parsed> {
+    let mut found = Found::default();
+    for (name, value) in headers {
+        found.note(name, value);
+    }
+    usage_found(&found, headers)
+}
+
+/// The usage an answer reports, from its usage headers as noted while the proxy went over
+/// them (once, for everything it looks at), parsed or from this thread's cache.
+pub fn usage_found(found: &Found<'_>, headers: &HeaderMap) -> Arc<Parsed> {
+    if found.repeated {
+        // A repeated header: rare, parsed as it is (every value is read).
+        return Arc::new(Parsed::new(Usage::from_headers(
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        )));
+    }
+    let found = &found.values;
     if found.iter().all(Option::is_none) {
         return empty();
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((_, parsed)) = cache.slots.iter().find(|(raw, _)| same(raw, &found)) {
+        if let Some((_, parsed)) = cache.slots.iter().find(|(raw, _)| same(raw, found)) {
             return Arc::clone(parsed);
         }
-        let parsed = Arc::new(Parsed::new(parse(&found)));
+        let parsed = Arc::new(Parsed::new(parse(found)));
         let raw: Raw = found.map(|v| v.cloned());
         if cache.slots.len() < SLOTS {
             cache.slots.push((raw, Arc::clone(&parsed)));

@@ -117,12 +117,12 @@ async fn a_callers_own_token_passes_with_the_proof_added_and_the_call_is_recorde
     let calls = &calls[1..];
     let budget = &calls[0];
     assert_eq!(budget.change, ChangeType::BudgetChange);
-    assert_eq!(budget.path, "/{version}/{id}");
+    assert_eq!(&*budget.path, "/{version}/{id}");
     assert_eq!(budget.object_id.as_deref(), Some("700000000000001"));
     assert_eq!(budget.token_alias.as_deref(), Some("ana"));
     assert_eq!(calls[1].token_alias, None, "an unknown token has no alias");
     assert!(calls[1].token_fingerprint.is_some(), "but a fingerprint");
-    assert_eq!(calls[2].path, "/{version}/me");
+    assert_eq!(&*calls[2].path, "/{version}/me");
     assert_eq!(calls[2].http_status, 200);
     // No secret in any record.
     let dump = format!("{calls:?}");
@@ -279,8 +279,8 @@ async fn batch_items_are_read_and_recorded_one_by_one() {
         .unwrap();
     calls.sort_by_key(|c| c.batch_index);
     assert_eq!(calls.len(), 4, "{calls:#?}");
-    assert_eq!(calls[0].path, "/me");
-    assert_eq!(calls[1].path, "/act_{id}/campaigns");
+    assert_eq!(&*calls[0].path, "/me");
+    assert_eq!(&*calls[1].path, "/act_{id}/campaigns");
     assert!(
         calls[1].usage_pct.is_some(),
         "each item's own usage headers are read"
@@ -655,7 +655,7 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
 
     p.stop().await;
     let calls = d.inventory.store().recent_calls(None, 100).await.unwrap();
-    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    let outcomes: Vec<&str> = calls.iter().map(|c| c.outcome.as_ref()).collect();
     assert!(outcomes.contains(&"failed"), "{outcomes:?}");
     assert!(calls.iter().any(|c| c.http_status == 413));
     assert!(
@@ -695,7 +695,7 @@ async fn a_call_whose_caller_leaves_before_the_answer_is_still_recorded() {
         .unwrap();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].outcome, "aborted");
-    assert_eq!(calls[0].path, "/{version}/me");
+    assert_eq!(&*calls[0].path, "/{version}/me");
 }
 
 /// A plain HTTP/1.1 upstream that counts the connections it accepts. `/big` streams a body

@@ -1349,8 +1349,8 @@ pub async fn call_records_and_rollups_round_trip_and_prune(store: &TestStore) {
     let db = inv.store();
     let call = |at_ms: i64, alias: Option<&str>, code: Option<i64>| CallRecord {
         at_ms,
-        token_alias: alias.map(str::to_owned),
-        token_fingerprint: alias.map(|a| format!("fp-{a}")),
+        token_alias: alias.map(Into::into),
+        token_fingerprint: alias.map(|a| format!("fp-{a}").into()),
         app_id: Some(APP.into()),
         method: "POST".into(),
         path: "/{version}/{id}".into(),
