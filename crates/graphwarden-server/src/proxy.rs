@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod credential;
+pub mod deadline;
 pub mod guard;
 pub mod recorder;
 pub mod upstream;
@@ -799,16 +800,12 @@ impl Proxy {
         grace: Duration,
     ) {
         let client = Upstream::new(&self.upstream_uri, self.config.http2);
-        // Keep a timer pending on this runtime at all times. Every call arms timers (hyper's
-        // header-read time-out, the upstream time-out) and drops them again; when a new timer
-        // is the only one, tokio wakes its own driver through an eventfd to re-arm the park
-        // time-out, a system call and a wasted poll per call. With this one always due within
-        // a second, the per-call timers (all longer) never do.
-        let keeper = tokio::spawn(async {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        // The worker's limit on calls to Graph (no timer per call). Its ticker also keeps a
+        // timer pending on this runtime at all times: when a new timer (an answer's idle
+        // time-out, say) is the only one, tokio wakes its own driver through an eventfd to
+        // re-arm the park time-out, a system call and a wasted poll.
+        let watchdog = deadline::Watchdog::new();
+        let keeper = tokio::spawn(Arc::clone(&watchdog).run());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -834,7 +831,7 @@ impl Proxy {
                                     peers.loads[me].fetch_add(1, Ordering::Relaxed);
                                     let load = Load { peers: Arc::clone(&peers), worker: me };
                                     if let Ok(stream) = tokio::net::TcpStream::from_std(back.0) {
-                                        self.connection(stream, &client, &graceful, load);
+                                        self.connection(stream, &client, &watchdog, &graceful, load);
                                     }
                                 }
                             },
@@ -844,13 +841,13 @@ impl Proxy {
                         }
                         continue;
                     }
-                    self.connection(stream, &client, &graceful, Load { peers: Arc::clone(&peers), worker: me });
+                    self.connection(stream, &client, &watchdog, &graceful, Load { peers: Arc::clone(&peers), worker: me });
                 }
                 handed = inbox.recv() => {
                     let Some(std) = handed else { continue };
                     let load = Load { peers: Arc::clone(&peers), worker: me };
                     if let Ok(stream) = tokio::net::TcpStream::from_std(std) {
-                        self.connection(stream, &client, &graceful, load);
+                        self.connection(stream, &client, &watchdog, &graceful, load);
                     }
                 }
                 () = &mut shutdown => break,
@@ -874,21 +871,26 @@ impl Proxy {
         self: &Arc<Self>,
         stream: tokio::net::TcpStream,
         client: &Upstream,
+        watchdog: &Arc<deadline::Watchdog>,
         graceful: &hyper_util::server::graceful::GracefulShutdown,
         load: Load,
     ) {
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(self);
         let client = client.clone();
+        let watchdog = Arc::clone(watchdog);
         let activity = guard::Activity::new();
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
             move |req| {
                 let proxy = Arc::clone(&proxy);
                 let client = client.clone();
-                let activity = Arc::clone(&activity);
+                let watchdog = Arc::clone(&watchdog);
                 let call = activity.begin();
-                async move { Ok::<_, Infallible>(call.answer(proxy.handle(req, client).await)) }
+                async move {
+                    let answer = proxy.handle(req, client, watchdog).await;
+                    Ok::<_, Infallible>(call.answer(answer))
+                }
             }
         });
         // No header-read time-out of hyper's (a timer per call): `guard` closes connections
@@ -1134,6 +1136,7 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
         client: Upstream,
+        watchdog: Arc<deadline::Watchdog>,
     ) -> Response<ProxyBody> {
         // A full queue makes new calls wait for the writer rather than pile up records. (The
         // recorder is cloned only then: a clone of its channel's sender is not free.)
@@ -1151,7 +1154,7 @@ impl Proxy {
             watch: Stopwatch::start(),
         };
         let response = Arc::clone(&self)
-            .handle_call(req, &client, &mut armed)
+            .handle_call(req, &client, &watchdog, &mut armed)
             .await;
         armed.record = None;
         response
@@ -1161,6 +1164,7 @@ impl Proxy {
         self: Arc<Self>,
         req: Request<Incoming>,
         client: &Upstream,
+        watchdog: &deadline::Watchdog,
         armed: &mut Armed,
     ) -> Response<ProxyBody> {
         let watch = armed.watch;
@@ -1602,7 +1606,10 @@ impl Proxy {
             } else {
                 parts.headers.clone()
             };
-            match tokio::time::timeout(self.config.upstream_timeout, client.send(upstream)).await {
+            match watchdog
+                .limit(self.config.upstream_timeout, client.send(upstream))
+                .await
+            {
                 Ok(Ok(response)) => {
                     let transient_status = matches!(response.status().as_u16(), 502..=504);
                     if transient_status && attempt < attempts {
