@@ -409,9 +409,11 @@ fn last_pairs<'q, const N: usize>(query: &'q str, names: [&str; N]) -> [Option<&
 /// [`call::parse_path`], remembered per thread for the last few paths: a client mostly calls
 /// the same few endpoints, and a remembered parse is shared, not copied.
 fn parsed_path(path: &str) -> PathInfo {
+    /// The paths kept, with their parses, and the slot to reuse next.
+    type Recent = (Vec<(Box<str>, PathInfo)>, usize);
     const KEPT: usize = 16;
     thread_local! {
-        static RECENT: std::cell::RefCell<(Vec<(Box<str>, PathInfo)>, usize)> =
+        static RECENT: std::cell::RefCell<Recent> =
             const { std::cell::RefCell::new((Vec::new(), 0)) };
     }
     if path.len() > 256 {
@@ -1032,6 +1034,7 @@ impl Proxy {
         });
     }
 
+    #[allow(clippy::ptr_arg)] // see the note inside
     fn record(
         &self,
         at_ms: i64,
@@ -1041,6 +1044,7 @@ impl Proxy {
         change: call::ChangeType,
         outcome: &'static str,
     ) -> CallRecord {
+        // (`&Cow`, not `&str`: cloning the `Cow` keeps a constant method name uncopied.)
         CallRecord {
             at_ms,
             token_alias: id.alias.clone(),
