@@ -471,7 +471,8 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
 /// name; a call carries few headers).
 #[derive(Debug, Default)]
 struct CallHeaders<'h> {
-    /// The first value of each, as `header_text` reads it.
+    /// The first value of each, trimmed; `None` when it is empty or not text (as a lookup
+    /// by name read it before).
     content_type: Option<&'h str>,
     authorization: Option<&'h str>,
     key: Option<&'h str>,
@@ -495,7 +496,7 @@ impl<'h> CallHeaders<'h> {
         let mut seen = Self::default();
         let first = |slot: &mut Option<&'h str>, present: &mut bool, value: &'h HeaderValue| {
             if !*present {
-                *slot = value.to_str().ok().map(str::trim);
+                *slot = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty());
                 *present = true;
             }
         };
@@ -2059,6 +2060,26 @@ mod tests {
             (t, p),
             (Some("access_token=t"), Some("appsecret%5Fproof=x"))
         );
+    }
+
+    #[test]
+    fn a_calls_headers_are_read_in_one_pass_as_lookups_would_read_them() {
+        let mut h = HeaderMap::new();
+        h.append(&TOKEN_HEADER, HeaderValue::from_static("  "));
+        h.append(&TOKEN_HEADER, HeaderValue::from_static("second"));
+        h.append(&KEY_HEADER, HeaderValue::from_static(" gwk_abc "));
+        h.append(header::HOST, HeaderValue::from_static("proxy.local"));
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        let seen = CallHeaders::scan(&h);
+        assert_eq!(
+            seen.alias, None,
+            "an empty first value is no alias, as before"
+        );
+        assert_eq!(seen.key, Some("gwk_abc"));
+        assert_eq!(seen.content_type, None);
+        assert_eq!(seen.host.and_then(|v| v.to_str().ok()), Some("proxy.local"));
+        let p = seen.present;
+        assert!(p.alias && p.key && p.host && !p.accept_encoding && p.hop.any);
     }
 
     #[test]
