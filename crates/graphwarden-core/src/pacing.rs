@@ -348,7 +348,19 @@ impl Pacer {
     /// go: the proxy then does not build a call's keys. Answered from counts kept as keys
     /// change (no scan of the keys).
     pub fn is_calm(&self, now_ms: i64) -> bool {
-        self.hot_keys == 0 && now_ms >= self.held_max
+        now_ms >= self.calm_from()
+    }
+
+    /// From when on (ms) the pacer is calm, as it stands: [`Pacer::is_calm`] is
+    /// `now_ms >= calm_from()` until the next change. `i64::MAX` while a key spaces calls.
+    /// (The proxy mirrors it into an atomic after each change, so that a call need not take
+    /// the pacer's lock to learn there is nothing to decide.)
+    pub fn calm_from(&self) -> i64 {
+        if self.hot_keys == 0 {
+            self.held_max
+        } else {
+            i64::MAX
+        }
     }
 
     /// Count the hot keys and the last hold again, after keys were replaced or forgotten.

@@ -18,8 +18,11 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
+
+mod sharded;
+pub use sharded::{LocalCounter, LocalHistogram, ShardedCounter, ShardedHistogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -56,8 +59,9 @@ struct OutcomeLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    pub calls: Family<CallLabels, Counter>,
-    latency: Family<OutcomeLabels, Histogram>,
+    /// Per-thread shards (see [`sharded`]): both proxy workers count every call.
+    pub calls: Family<CallLabels, ShardedCounter>,
+    latency: Family<OutcomeLabels, ShardedHistogram>,
     pub usage: Family<UsageLabels, Gauge<f64, AtomicU64>>,
     pub inspections_triggered: Counter,
     /// The usage last written per (app, ad account, object): the same values again (the
@@ -65,7 +69,7 @@ pub struct Metrics {
     last_usage: Mutex<HashMap<u64, Vec<(UsageSubject, graphwarden_core::usage::Usage)>>>,
     /// `calls` counters already looked up, by a hash of their labels: a call increments its
     /// counter (which shares its value with the family's) without building label strings.
-    call_counters: Mutex<HashMap<u64, Vec<(CallLabels, Counter)>>>,
+    call_counters: Mutex<HashMap<u64, Vec<(CallLabels, ShardedCounter)>>>,
     hasher: std::hash::RandomState,
     /// This registry among the others in the process (tests run several), for the
     /// per-thread caches.
@@ -76,8 +80,8 @@ pub struct Metrics {
 const RECENT_PER_THREAD: usize = 8;
 
 thread_local! {
-    static RECENT_CALLS: RefCell<Vec<(u64, i64, CallLabels, Counter)>> = const { RefCell::new(Vec::new()) };
-    static RECENT_LATENCIES: RefCell<Vec<(u64, String, Histogram)>> = const { RefCell::new(Vec::new()) };
+    static RECENT_CALLS: RefCell<Vec<(u64, i64, CallLabels, LocalCounter)>> = const { RefCell::new(Vec::new()) };
+    static RECENT_LATENCIES: RefCell<Vec<(u64, String, LocalHistogram)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The next registry's id.
@@ -134,14 +138,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("graphwarden");
-        let calls = Family::<CallLabels, Counter>::default();
+        let calls = Family::<CallLabels, ShardedCounter>::default();
         registry.register(
             "proxy_calls",
             "Graph calls through the proxy (batch items count one each), by app, token, outcome, error class and Meta code",
             calls.clone(),
         );
-        let latency = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
+        let latency = Family::<OutcomeLabels, ShardedHistogram>::new_with_constructor(|| {
+            ShardedHistogram::new(exponential_buckets(0.000_25, 2.0, 18))
         });
         registry.register(
             "proxy_request_duration_seconds",
@@ -190,7 +194,7 @@ impl Metrics {
         if hit {
             return;
         }
-        let counter = self.call_counter(labels);
+        let counter = self.call_counter(labels).local();
         counter.inc();
         RECENT_CALLS.with(|recent| {
             let mut recent = recent.borrow_mut();
@@ -202,7 +206,7 @@ impl Metrics {
     }
 
     /// The `calls` counter for `labels`, through the shared lookup cache.
-    fn call_counter(&self, labels: CallLabelsRef<'_>) -> Counter {
+    fn call_counter(&self, labels: CallLabelsRef<'_>) -> ShardedCounter {
         let hash = self.hasher.hash_one(labels);
         let Ok(mut cache) = self.call_counters.lock() else {
             return self.calls.get_or_create(&labels.owned()).clone();
@@ -242,7 +246,7 @@ impl Metrics {
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
             })
-            .clone();
+            .local();
         h.observe(seconds);
         RECENT_LATENCIES.with(|recent| {
             let mut recent = recent.borrow_mut();

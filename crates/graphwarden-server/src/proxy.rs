@@ -27,7 +27,7 @@ mod usage_cache;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,6 +162,9 @@ pub struct Proxy {
     /// the proxy's own worker threads.
     main: tokio::runtime::Handle,
     pacer: Mutex<Pacer>,
+    /// [`Pacer::calm_from`] as of the pacer's last change (see [`Proxy::pace`]): a call reads
+    /// it to learn that no key holds or spaces calls, without the pacer's lock.
+    calm_from: AtomicI64,
     credentials: Credentials,
     recorder: Mutex<Option<Recorder>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -169,6 +172,32 @@ pub struct Proxy {
     inspected: Mutex<HashMap<String, Stopwatch>>,
     /// This instance's name in the shared pacing rows.
     instance: String,
+}
+
+/// What one worker's calls hold: the proxy, and what belongs to this worker alone (its pool of
+/// connections to Graph, its watchdog, its sender of records). A call clones the
+/// `Arc<Worker>`, whose count only this worker's thread writes, rather than the `Arc<Proxy>`
+/// both workers share: a count both cores write moves its cache line between them each time.
+pub(crate) struct Worker {
+    proxy: Arc<Proxy>,
+    client: Upstream,
+    watchdog: Arc<deadline::Watchdog>,
+    /// This worker's call records on their way to the writer (`None` when recording is off).
+    recorder: Option<recorder::Gathered>,
+}
+
+/// The proxy's settings and shared state, read through its workers.
+impl std::ops::Deref for Worker {
+    type Target = Proxy;
+    fn deref(&self) -> &Proxy {
+        &self.proxy
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -592,7 +621,7 @@ fn item_usage(item: &Value) -> Usage {
 
 /// A call in progress: recorded as `aborted` if it is dropped before it is answered.
 struct Armed {
-    proxy: Arc<Proxy>,
+    worker: Arc<Worker>,
     record: Option<CallRecord>,
     watch: Stopwatch,
 }
@@ -603,7 +632,7 @@ impl Drop for Armed {
             record.duration_us =
                 i64::try_from(self.watch.elapsed().as_micros()).unwrap_or(i64::MAX);
             tracing::debug!(path = %record.path, "The caller went away before the answer; recording the call as aborted.");
-            self.proxy.finished(record);
+            self.worker.finished(record);
         }
     }
 }
@@ -658,8 +687,10 @@ impl Proxy {
         } else {
             (None, None)
         };
+        let pacer = Pacer::new(config.pacing.clone());
         let proxy = Arc::new(Self {
-            pacer: Mutex::new(Pacer::new(config.pacing.clone())),
+            calm_from: AtomicI64::new(pacer.calm_from()),
+            pacer: Mutex::new(pacer),
             credentials: Credentials::new(config.cache_ttl),
             recorder: Mutex::new(recorder),
             writer: Mutex::new(writer),
@@ -678,6 +709,14 @@ impl Proxy {
 
     pub fn config(&self) -> &ProxyConfig {
         &self.config
+    }
+
+    /// Change the pacer, then publish whether it is calm (see `calm_from`).
+    fn pace<R>(&self, f: impl FnOnce(&mut Pacer) -> R) -> Option<R> {
+        let mut p = self.pacer.lock().ok()?;
+        let r = f(&mut p);
+        self.calm_from.store(p.calm_from(), Ordering::Relaxed);
+        Some(r)
     }
 
     /// The pacer's keys now, for metrics.
@@ -802,13 +841,35 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
         grace: Duration,
     ) {
-        let client = Upstream::new(&self.upstream_uri, self.config.http2);
         // The worker's limit on calls to Graph (no timer per call). Its ticker also keeps a
         // timer pending on this runtime at all times: when a new timer (an answer's idle
         // time-out, say) is the only one, tokio wakes its own driver through an eventfd to
         // re-arm the park time-out, a system call and a wasted poll.
         let watchdog = deadline::Watchdog::new();
         let keeper = tokio::spawn(Arc::clone(&watchdog).run());
+        let worker = Arc::new(Worker {
+            client: Upstream::new(&self.upstream_uri, self.config.http2),
+            watchdog,
+            recorder: self
+                .recorder
+                .lock()
+                .ok()
+                .and_then(|r| r.clone())
+                .map(recorder::Gathered::new),
+            proxy: Arc::clone(&self),
+        });
+        // Records wait in chunks no longer than `recorder::FLUSH`.
+        let flusher = worker.recorder.is_some().then(|| {
+            let worker = Arc::clone(&worker);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(recorder::FLUSH).await;
+                    if let Some(r) = &worker.recorder {
+                        r.flush();
+                    }
+                }
+            })
+        });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -834,7 +895,7 @@ impl Proxy {
                                     peers.loads[me].fetch_add(1, Ordering::Relaxed);
                                     let load = Load { peers: Arc::clone(&peers), worker: me };
                                     if let Ok(stream) = tokio::net::TcpStream::from_std(back.0) {
-                                        self.connection(stream, &client, &watchdog, &graceful, load);
+                                        worker.connection(stream, &graceful, load);
                                     }
                                 }
                             },
@@ -844,13 +905,13 @@ impl Proxy {
                         }
                         continue;
                     }
-                    self.connection(stream, &client, &watchdog, &graceful, Load { peers: Arc::clone(&peers), worker: me });
+                    worker.connection(stream, &graceful, Load { peers: Arc::clone(&peers), worker: me });
                 }
                 handed = inbox.recv() => {
                     let Some(std) = handed else { continue };
                     let load = Load { peers: Arc::clone(&peers), worker: me };
                     if let Ok(stream) = tokio::net::TcpStream::from_std(std) {
-                        self.connection(stream, &client, &watchdog, &graceful, load);
+                        worker.connection(stream, &graceful, load);
                     }
                 }
                 () = &mut shutdown => break,
@@ -867,57 +928,12 @@ impl Proxy {
                 "Proxied calls were still running when the grace period ended."
             );
         }
-    }
-
-    /// Serve one client connection on this worker.
-    fn connection(
-        self: &Arc<Self>,
-        stream: tokio::net::TcpStream,
-        client: &Upstream,
-        watchdog: &Arc<deadline::Watchdog>,
-        graceful: &hyper_util::server::graceful::GracefulShutdown,
-        load: Load,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(self);
-        let client = client.clone();
-        let watchdog = Arc::clone(watchdog);
-        let activity = guard::Activity::new();
-        let service = hyper::service::service_fn({
-            let activity = Arc::clone(&activity);
-            move |req| {
-                let proxy = Arc::clone(&proxy);
-                let client = client.clone();
-                let watchdog = Arc::clone(&watchdog);
-                let call = activity.begin();
-                async move {
-                    let answer = proxy.handle(req, client, watchdog).await;
-                    Ok::<_, Infallible>(call.answer(answer))
-                }
-            }
-        });
-        // No header-read time-out of hyper's (a timer per call): `guard` closes connections
-        // that go unused, slow request heads included.
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(self.config.max_header_bytes.max(8192));
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _load = load;
-            tokio::select! {
-                done = conn => {
-                    if let Err(e) = done {
-                        tracing::debug!(error = %e, "A proxy connection ended with an error.");
-                    }
-                }
-                () = activity.unused_for(guard::PERIOD) => {
-                    tracing::debug!("Closing a proxy connection unused for {:?}.", guard::PERIOD);
-                }
-            }
-        });
+        if let Some(flusher) = flusher {
+            flusher.abort();
+        }
+        // What the worker gathered goes to the writer when its last call lets go of it (at
+        // the latest when this runtime drops the calls still running).
+        drop(worker);
     }
 
     /// Exchange pacing state with the other instances on the same database, every
@@ -931,11 +947,7 @@ impl Proxy {
         loop {
             tokio::time::sleep(every).await;
             let now = self.state.clock().now_ms();
-            let mine = self
-                .pacer
-                .lock()
-                .map(|mut p| p.export())
-                .unwrap_or_default();
+            let mine = self.pace(Pacer::export).unwrap_or_default();
             let result = async {
                 store
                     .share_pacing(&self.instance, &mine, now, now - 3_600_000)
@@ -951,10 +963,8 @@ impl Proxy {
                         failing = false;
                     }
                     since = now;
-                    if !theirs.is_empty()
-                        && let Ok(mut p) = self.pacer.lock()
-                    {
-                        p.import(now, &theirs);
+                    if !theirs.is_empty() {
+                        self.pace(|p| p.import(now, &theirs));
                     }
                 }
                 Err(e) => {
@@ -975,36 +985,9 @@ impl Proxy {
             .and_then(|r| r.as_ref().map(|r| Arc::clone(r.stats())))
     }
 
-    /// A call finished: count it, and queue its record.
-    fn finished(&self, record: CallRecord) {
-        let metrics = self.state.metrics();
-        metrics.count_call(crate::metrics::CallLabelsRef {
-            app: record.app_id.as_deref().unwrap_or_default(),
-            token: record.token_alias.as_deref().unwrap_or_default(),
-            method: &record.method,
-            outcome: &record.outcome,
-            class: record.error_class.as_deref().unwrap_or("ok"),
-            code: record.error_code.unwrap_or(0),
-        });
-        if record.batch_index.is_none_or(|i| i == 0) {
-            metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
-        }
-        // Queued under the lock (a queue never blocks) rather than with a clone of the sender.
-        let recorder = self.recorder.lock().ok();
-        match recorder.as_ref().and_then(|r| r.as_ref()) {
-            Some(recorder) => recorder.record(record),
-            None if self.config.record => {
-                tracing::warn!(
-                    "A call finished after the proxy stopped recording; its record is lost."
-                );
-            }
-            None => {}
-        }
-    }
-
     /// Meta refused a stored token with 190: inspect it now (at most once a minute per
     /// token), so its status, its alerts and the tokens derived from it follow at once.
-    fn token_refused(self: &Arc<Self>, alias: &str, fingerprint: Option<&str>) {
+    fn token_refused(&self, alias: &str, fingerprint: Option<&str>) {
         self.credentials.forget(Some(alias), fingerprint);
         let Ok(alias) = TokenAlias::parse(alias) else {
             return;
@@ -1066,6 +1049,78 @@ impl Proxy {
             outcome: outcome.into(),
         }
     }
+}
+
+impl Worker {
+    /// Serve one client connection on this worker.
+    fn connection(
+        self: &Arc<Self>,
+        stream: tokio::net::TcpStream,
+        graceful: &hyper_util::server::graceful::GracefulShutdown,
+        load: Load,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let worker = Arc::clone(self);
+        let activity = guard::Activity::new();
+        let service = hyper::service::service_fn({
+            let activity = Arc::clone(&activity);
+            move |req| {
+                let worker = Arc::clone(&worker);
+                let call = activity.begin();
+                async move {
+                    let answer = worker.handle(req).await;
+                    Ok::<_, Infallible>(call.answer(answer))
+                }
+            }
+        });
+        // No header-read time-out of hyper's (a timer per call): `guard` closes connections
+        // that go unused, slow request heads included.
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(self.config.max_header_bytes.max(8192));
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _load = load;
+            tokio::select! {
+                done = conn => {
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "A proxy connection ended with an error.");
+                    }
+                }
+                () = activity.unused_for(guard::PERIOD) => {
+                    tracing::debug!("Closing a proxy connection unused for {:?}.", guard::PERIOD);
+                }
+            }
+        });
+    }
+
+    /// A call finished: count it, and queue its record.
+    fn finished(&self, record: CallRecord) {
+        let metrics = self.state.metrics();
+        metrics.count_call(crate::metrics::CallLabelsRef {
+            app: record.app_id.as_deref().unwrap_or_default(),
+            token: record.token_alias.as_deref().unwrap_or_default(),
+            method: &record.method,
+            outcome: &record.outcome,
+            class: record.error_class.as_deref().unwrap_or("ok"),
+            code: record.error_code.unwrap_or(0),
+        });
+        if record.batch_index.is_none_or(|i| i == 0) {
+            metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
+        }
+        match &self.recorder {
+            Some(recorder) => recorder.record(record),
+            None if self.config.record => {
+                tracing::warn!(
+                    "A call finished after the proxy stopped recording; its record is lost."
+                );
+            }
+            None => {}
+        }
+    }
 
     fn respond(
         self: &Arc<Self>,
@@ -1078,7 +1133,7 @@ impl Proxy {
             body,
             self.config.idle_timeout,
             Pending {
-                proxy: Arc::clone(self),
+                worker: Arc::clone(self),
                 records,
                 watch,
             },
@@ -1137,39 +1192,29 @@ impl Proxy {
     /// Handle one call. When the caller goes away before the answer (hyper then drops this
     /// future, perhaps while Graph is already working on the call), the call is still
     /// recorded, as `aborted`.
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        client: Upstream,
-        watchdog: Arc<deadline::Watchdog>,
-    ) -> Response<ProxyBody> {
-        // A full queue makes new calls wait for the writer rather than pile up records. (The
-        // recorder is cloned only then: a clone of its channel's sender is not free.)
-        let full = self
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        // A full queue makes new calls wait for the writer rather than pile up records.
+        if let Some(recorder) = self
             .recorder
-            .lock()
-            .ok()
-            .and_then(|r| r.as_ref().filter(|r| r.is_full()).cloned());
-        if let Some(recorder) = full {
+            .as_ref()
+            .map(recorder::Gathered::recorder)
+            .filter(|r| r.is_full())
+        {
             recorder.wait_for_room().await;
         }
         let mut armed = Armed {
-            proxy: Arc::clone(&self),
+            worker: Arc::clone(&self),
             record: None,
             watch: Stopwatch::start(),
         };
-        let response = Arc::clone(&self)
-            .handle_call(req, &client, &watchdog, &mut armed)
-            .await;
+        let response = self.handle_call(req, &mut armed).await;
         armed.record = None;
         response
     }
 
     async fn handle_call(
-        self: Arc<Self>,
+        self: &Arc<Self>,
         req: Request<Incoming>,
-        client: &Upstream,
-        watchdog: &deadline::Watchdog,
         armed: &mut Armed,
     ) -> Response<ProxyBody> {
         let watch = armed.watch;
@@ -1310,8 +1355,8 @@ impl Proxy {
                     watch,
                 );
             };
-            let inventory = Arc::clone(self.state.inventory());
-            let key = match self.credentials.key(&inventory, &key_text).await {
+            let inventory = self.state.inventory();
+            let key = match self.credentials.key(inventory, &key_text).await {
                 Ok(k) => k,
                 Err(e) => {
                     return self.credential_failure(
@@ -1335,7 +1380,7 @@ impl Proxy {
                     watch,
                 );
             };
-            let stored = match self.credentials.stored(&inventory, &key, &alias).await {
+            let stored = match self.credentials.stored(inventory, &key, &alias).await {
                 Ok(s) => s,
                 Err(e) => {
                     return self.credential_failure(
@@ -1362,8 +1407,8 @@ impl Proxy {
             proof_secret = stored.app_secret.clone();
             token_to_send = Some(stored.secret.clone());
         } else if let Some(token) = presented.clone() {
-            let inventory = Arc::clone(self.state.inventory());
-            match self.credentials.known(&inventory, &token).await {
+            let inventory = self.state.inventory();
+            match self.credentials.known(inventory, &token).await {
                 Ok(known) => {
                     id.alias.clone_from(&known.alias);
                     id.fingerprint = Some(Arc::clone(&known.fingerprint));
@@ -1431,10 +1476,7 @@ impl Proxy {
 
         // Pacing (nothing to decide while no key holds or spaces calls: the usual case).
         let mut delayed = Duration::ZERO;
-        let calm = match self.pacer.lock() {
-            Ok(p) => p.is_calm(at_ms),
-            Err(_) => true,
-        };
+        let calm = at_ms >= self.calm_from.load(Ordering::Relaxed);
         if !calm {
             let mut subjects: Vec<(Option<&str>, Option<&str>, Option<&'static str>)> =
                 Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
@@ -1472,10 +1514,9 @@ impl Proxy {
             loop {
                 let patience = self.config.max_wait.saturating_sub(watch.elapsed());
                 let now = self.state.clock().now_ms();
-                let decision = match self.pacer.lock() {
-                    Ok(mut p) => p.decide(now, &keys, patience),
-                    Err(_) => Decision::Go,
-                };
+                let decision = self
+                    .pace(|p| p.decide(now, &keys, patience))
+                    .unwrap_or(Decision::Go);
                 match decision {
                     Decision::Go => break,
                     Decision::Wait { wait, recheck } => {
@@ -1487,12 +1528,9 @@ impl Proxy {
                         if watch.elapsed() >= self.config.max_wait {
                             // Waited as long as allowed and the key is still held.
                             let now = self.state.clock().now_ms();
-                            let d = self
-                                .pacer
-                                .lock()
-                                .map(|mut p| p.decide(now, &keys, Duration::ZERO));
+                            let d = self.pace(|p| p.decide(now, &keys, Duration::ZERO));
                             match d {
-                                Ok(Decision::Refuse(r)) => {
+                                Some(Decision::Refuse(r)) => {
                                     let record =
                                         self.record(at_ms, &id, &method, &info, change, "refused");
                                     return self.refuse_paced(record, &r, watch);
@@ -1611,8 +1649,9 @@ impl Proxy {
             } else {
                 parts.headers.clone()
             };
-            match watchdog
-                .limit(self.config.upstream_timeout, client.send(upstream))
+            match self
+                .watchdog
+                .limit(self.config.upstream_timeout, self.client.send(upstream))
                 .await
             {
                 Ok(Ok(response)) => {
@@ -1849,7 +1888,7 @@ impl Proxy {
             full(out)
         } else {
             gauges = usage_cache::needs_observing(
-                Arc::as_ptr(&self) as usize,
+                Arc::as_ptr(&self.proxy) as usize,
                 &call_subject,
                 &parsed,
                 false,
@@ -1887,16 +1926,6 @@ impl Proxy {
         self.respond(Response::from_parts(parts_out, body_out), records, watch)
     }
 
-    fn observe(&self, subject: &Subject<'_>, usage: &Usage, error: Option<(i64, Option<i64>)>) {
-        if usage.is_empty() && error.is_none() {
-            return;
-        }
-        let now = self.state.clock().now_ms();
-        if let Ok(mut p) = self.pacer.lock() {
-            p.observe(now, subject, usage, error);
-        }
-    }
-
     fn credential_failure(
         self: &Arc<Self>,
         e: CredentialError,
@@ -1926,6 +1955,16 @@ impl Proxy {
             other => format!("(#{code}) {other}"),
         };
         self.refuse(record, status, code, None, class, &message, watch)
+    }
+}
+
+impl Proxy {
+    fn observe(&self, subject: &Subject<'_>, usage: &Usage, error: Option<(i64, Option<i64>)>) {
+        if usage.is_empty() && error.is_none() {
+            return;
+        }
+        let now = self.state.clock().now_ms();
+        self.pace(|p| p.observe(now, subject, usage, error));
     }
 
     /// Take the stored token (and its proof) out of an answer for a caller that holds no

@@ -15,7 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
-use super::Proxy;
+use super::Worker;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
@@ -33,7 +33,7 @@ pub fn empty() -> ProxyBody {
 /// The records of one call, finished when its answer's body ends.
 #[derive(Debug)]
 pub struct Pending {
-    pub proxy: Arc<Proxy>,
+    pub(crate) worker: Arc<Worker>,
     pub records: Vec<CallRecord>,
     pub watch: Stopwatch,
 }
@@ -41,13 +41,13 @@ pub struct Pending {
 impl Pending {
     fn finish(self, aborted: Option<&'static str>) {
         let micros = i64::try_from(self.watch.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let proxy = self.proxy;
+        let worker = self.worker;
         for mut r in self.records {
             r.duration_us = micros;
             if let Some(outcome) = aborted {
                 r.outcome = outcome.into();
             }
-            proxy.finished(r);
+            worker.finished(r);
         }
     }
 }

@@ -9,9 +9,12 @@
 //! Lookups are cached for a short time (`proxy.cache_ttl`): a renewed token is picked up
 //! within it, and a token that Meta rejects is dropped from the cache at once.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use graphwarden_core::{Role, Stopwatch, TokenAlias};
@@ -117,6 +120,44 @@ pub struct Credentials {
     /// not kept.
     known: Mutex<HashMap<TokenHash, Cached<std::sync::Arc<Known>>, AlreadyHashed>>,
     token_hash: (std::hash::RandomState, std::hash::RandomState),
+    /// This cache among the others in the process (tests run several), for the per-thread
+    /// copies of `known`.
+    id: u64,
+    /// Bumped by [`Credentials::forget`]: per-thread copies made before are stale.
+    generation: AtomicU64,
+}
+
+/// A thread's own copies of tokens it looked up lately (see [`Credentials::known`]).
+struct LocalKnown {
+    cache: u64,
+    generation: u64,
+    hash: TokenHash,
+    /// When the shared entry it copies was read from the inventory.
+    at: Stopwatch,
+    value: Arc<Known>,
+}
+
+/// Copies of `known` entries a thread keeps, newest first.
+const LOCAL_KNOWN: usize = 16;
+
+thread_local! {
+    static KNOWN_HERE: RefCell<Vec<LocalKnown>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The next cache's id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Known {
+    /// A copy that shares no memory with `self`: text shared by two threads has its
+    /// reference count written by both each time a call record takes it.
+    fn unshared(&self) -> Self {
+        Self {
+            alias: self.alias.as_deref().map(Arc::from),
+            app_id: self.app_id.as_deref().map(Arc::from),
+            app_secret: self.app_secret.clone(),
+            fingerprint: Arc::from(&*self.fingerprint),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -139,6 +180,8 @@ impl Credentials {
             stored: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::default()),
             token_hash: (std::hash::RandomState::new(), std::hash::RandomState::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -230,7 +273,9 @@ impl Credentials {
         Ok(value)
     }
 
-    /// What the inventory knows of a token a caller sent itself.
+    /// What the inventory knows of a token a caller sent itself. Each thread keeps copies of
+    /// the tokens it looked up lately, so the usual call (a token seen within `ttl`) takes no
+    /// lock and writes no memory another thread writes.
     pub async fn known(
         &self,
         inventory: &Inventory,
@@ -240,11 +285,51 @@ impl Credentials {
             self.token_hash.0.hash_one(token),
             self.token_hash.1.hash_one(token),
         );
+        let generation = self.generation.load(Ordering::Acquire);
+        let here = KNOWN_HERE.with(|k| {
+            k.borrow()
+                .iter()
+                .find(|l| l.cache == self.id && l.hash == hash)
+                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
+                .map(|l| Arc::clone(&l.value))
+        });
+        if let Some(value) = here {
+            return Ok(value);
+        }
+        let (value, at) = self.known_shared(inventory, token, hash).await?;
+        let copy = Arc::new(value.unshared());
+        KNOWN_HERE.with(|k| {
+            let mut k = k.borrow_mut();
+            k.retain(|l| !(l.cache == self.id && l.hash == hash));
+            if k.len() >= LOCAL_KNOWN {
+                k.pop();
+            }
+            k.insert(
+                0,
+                LocalKnown {
+                    cache: self.id,
+                    generation,
+                    hash,
+                    at,
+                    value: Arc::clone(&copy),
+                },
+            );
+        });
+        Ok(copy)
+    }
+
+    /// [`Credentials::known`] from the shared cache or the inventory, with when it was read.
+    async fn known_shared(
+        &self,
+        inventory: &Inventory,
+        token: &str,
+        hash: TokenHash,
+    ) -> Result<(std::sync::Arc<Known>, Stopwatch), CredentialError> {
         if let Ok(known) = self.known.lock()
             && let Some(c) = known.get(&hash)
             && c.at.elapsed() < self.ttl
         {
-            return Ok(std::sync::Arc::clone(&c.value));
+            return Ok((std::sync::Arc::clone(&c.value), c.at));
         }
         let fingerprint = inventory.token_fingerprint(token)?;
         let alias = inventory
@@ -267,6 +352,7 @@ impl Credentials {
             app_secret,
             fingerprint: fingerprint.into(),
         });
+        let at = Stopwatch::start();
         if let Ok(mut known) = self.known.lock() {
             if known.len() >= MAX_ENTRIES {
                 known.clear();
@@ -275,11 +361,11 @@ impl Credentials {
                 hash,
                 Cached {
                     value: std::sync::Arc::clone(&value),
-                    at: Stopwatch::start(),
+                    at,
                 },
             );
         }
-        Ok(value)
+        Ok((value, at))
     }
 
     /// Forget what is cached of a token (Meta just rejected it, or it was renewed).
@@ -290,5 +376,102 @@ impl Credentials {
         if let (Some(fp), Ok(mut known)) = (fingerprint, self.known.lock()) {
             known.retain(|_, c| &*c.value.fingerprint != fp);
         }
+        // Then every thread's copies go (they are few, and looked up again at once); after
+        // the shared entries, so a copy made from one of those is stale already.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graphwarden_core::{AppId, TokenKind};
+    use graphwarden_store::{NewApp, NewToken};
+    use graphwarden_testkit::TestStore;
+
+    /// What `known` says of `token` on a thread of its own (a proxy worker's).
+    fn known_elsewhere(c: &Arc<Credentials>, inv: &Arc<Inventory>, token: &str) -> Option<String> {
+        let (c, inv, token) = (Arc::clone(c), Arc::clone(inv), token.to_owned());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                c.known(&inv, &token)
+                    .await
+                    .unwrap()
+                    .alias
+                    .as_deref()
+                    .map(str::to_owned)
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_threads_copies_of_a_known_token_go_when_it_is_forgotten() {
+        let store = TestStore::sqlite();
+        let inv = Arc::new(store.initialize().await);
+        let c = Arc::new(Credentials::new(Duration::from_secs(3600)));
+        let token = "EAAthreadlocal123";
+        let first = c.known(&inv, token).await.unwrap();
+        assert_eq!(first.alias, None, "not in the inventory yet");
+        assert_eq!(known_elsewhere(&c, &inv, token), None);
+        inv.add_app(
+            NewApp {
+                app_id: AppId::parse("1234").unwrap(),
+                name: "app".into(),
+                secret: SecretString::from("s3cret".to_owned()),
+                approved: true,
+                notes: String::new(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        inv.add_token(
+            NewToken {
+                alias: TokenAlias::parse("ana").unwrap(),
+                kind: TokenKind::User,
+                app_id: AppId::parse("1234").unwrap(),
+                secret: SecretString::from(token.to_owned()),
+                meta_user_id: None,
+                page_id: None,
+                business_id: None,
+                parent: None,
+                owner: "ops@example.com".into(),
+                requested_by: String::new(),
+                purpose: "test".into(),
+                scopes_needed: vec![],
+                tags: vec![],
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        // Within the time-to-live every thread answers from its copy …
+        let again = c.known(&inv, token).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "this thread's own copy");
+        assert_eq!(again.alias, None);
+        // … until the token is forgotten: then no thread's copy is used.
+        c.forget(None, Some(&first.fingerprint));
+        let now = c.known(&inv, token).await.unwrap();
+        assert_eq!(now.alias.as_deref(), Some("ana"));
+        assert_eq!(now.app_id.as_deref(), Some("1234"));
+        assert!(now.app_secret.is_some());
+        assert_eq!(known_elsewhere(&c, &inv, token).as_deref(), Some("ana"));
+        // A copy shares no text with the shared entry (or another thread's copy).
+        let shared = c
+            .known
+            .lock()
+            .unwrap()
+            .values()
+            .next()
+            .map(|e| Arc::clone(&e.value))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&shared.fingerprint, &now.fingerprint));
+        assert_eq!(shared.fingerprint, now.fingerprint);
     }
 }
