@@ -126,16 +126,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             }
                         }
                     });
-                    tokio::spawn(async move {
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(None)
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::select! {
-                            _ = conn => {}
-                            () = activity.unused_for(guard::PERIOD) => {}
-                        }
-                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(None)
+                        .serve_connection(TokioIo::new(stream), service);
+                    guard::spawn_guarded(
+                        async move {
+                            let _ = conn.await;
+                        },
+                        activity,
+                    );
                 }
             });
         }));

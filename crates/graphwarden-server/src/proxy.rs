@@ -155,9 +155,9 @@ pub struct Proxy {
     upstream_base: String,
     /// Scheme and host of `upstream_base`, where the worker pools connect.
     upstream_uri: Uri,
-    /// The upstream's scheme and host when its URL has no path of its own: a call whose query
-    /// is passed on unchanged then reuses its path and query as they came.
-    upstream_origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// The upstream's URL has no path of its own: a call whose query is passed on unchanged
+    /// then reuses its path and query as they came.
+    upstream_is_origin: bool,
     /// The runtime `Proxy::new` ran on: detached work (inspections) goes there, so it outlives
     /// the proxy's own worker threads.
     main: tokio::runtime::Handle,
@@ -383,11 +383,11 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
 #[cfg(test)]
 fn last_param(query: &str, name: &str) -> Option<String> {
     let [pair] = last_pairs(query, [name]);
-    pair.map(pair_value)
+    pair.map(|p| pair_value(p).into_owned())
 }
 
-/// The value of a `name=value` pair, decoded; only copied when it holds no escape.
-fn pair_value(pair: &str) -> String {
+/// The value of a `name=value` pair, decoded; not copied when it holds no escape.
+fn pair_value(pair: &str) -> std::borrow::Cow<'_, str> {
     // `=` is ASCII: the slice after it starts on a character boundary.
     let value = pair
         .bytes()
@@ -395,11 +395,11 @@ fn pair_value(pair: &str) -> String {
         .and_then(|i| pair.get(i + 1..))
         .unwrap_or("");
     if !value.bytes().any(|b| b == b'%' || b == b'+') {
-        return value.to_owned();
+        return value.into();
     }
     form_urlencoded::parse(pair.as_bytes())
         .next()
-        .map(|(_, v)| v.into_owned())
+        .map(|(_, v)| v.into_owned().into())
         .unwrap_or_default()
 }
 
@@ -677,10 +677,7 @@ impl Proxy {
                 "proxy.upstream `{upstream_base}` must be an http:// or https:// URL with a host"
             ));
         }
-        let upstream_origin = match (uri.scheme(), uri.authority(), uri.path()) {
-            (Some(scheme), Some(authority), "" | "/") => Some((scheme.clone(), authority.clone())),
-            _ => None,
-        };
+        let upstream_is_origin = matches!(uri.path(), "" | "/");
         let (recorder, writer) = if config.record {
             let (recorder, task) = Recorder::start(Arc::clone(state.inventory()));
             (Some(recorder), Some(task))
@@ -697,7 +694,7 @@ impl Proxy {
             inspected: Mutex::new(HashMap::new()),
             instance: format!("proxy-{:016x}", rand::random::<u64>()),
             upstream_base,
-            upstream_origin,
+            upstream_is_origin,
             upstream_uri: uri,
             main: tokio::runtime::Handle::current(),
             config,
@@ -1082,19 +1079,15 @@ impl Worker {
             .max_buf_size(self.config.max_header_bytes.max(8192));
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _load = load;
-            tokio::select! {
-                done = conn => {
-                    if let Err(e) = done {
-                        tracing::debug!(error = %e, "A proxy connection ended with an error.");
-                    }
+        guard::spawn_guarded(
+            async move {
+                let _load = load;
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "A proxy connection ended with an error.");
                 }
-                () = activity.unused_for(guard::PERIOD) => {
-                    tracing::debug!("Closing a proxy connection unused for {:?}.", guard::PERIOD);
-                }
-            }
-        });
+            },
+            activity,
+        );
     }
 
     /// A call finished: count it, and queue its record.
@@ -1307,11 +1300,11 @@ impl Worker {
         if let Some(f) = form.as_mut()
             && let Some(t) = take_param(f, "access_token")
         {
-            presented = Some(t);
+            presented = Some(t.into());
         }
         let from_bearer = presented.is_none() && bearer.is_some();
         if from_bearer {
-            presented = bearer.clone();
+            presented = bearer.clone().map(Into::into);
         }
         let key_header = seen.key.map(str::to_owned);
         let alias_header = seen.alias.map(str::to_owned);
@@ -1319,9 +1312,12 @@ impl Worker {
         let presented_is_key = presented
             .as_deref()
             .is_some_and(|t| t.starts_with(KEY_PREFIX));
-        let key_text = key_header
-            .clone()
-            .or_else(|| presented.clone().filter(|_| presented_is_key));
+        let key_text = key_header.clone().or_else(|| {
+            presented
+                .as_deref()
+                .filter(|_| presented_is_key)
+                .map(str::to_owned)
+        });
         let inject = key_text.is_some()
             || alias_header.is_some()
             || (presented.is_none() && self.config.default_alias.is_some());
@@ -1406,9 +1402,9 @@ impl Worker {
             }
             proof_secret = stored.app_secret.clone();
             token_to_send = Some(stored.secret.clone());
-        } else if let Some(token) = presented.clone() {
+        } else if let Some(token) = presented.as_deref() {
             let inventory = self.state.inventory();
-            match self.credentials.known(inventory, &token).await {
+            match self.credentials.known(inventory, token).await {
                 Ok(known) => {
                     id.alias.clone_from(&known.alias);
                     id.fingerprint = Some(Arc::clone(&known.fingerprint));
@@ -1423,14 +1419,18 @@ impl Worker {
                     tracing::warn!(error = %e, "Could not look the caller's token up in the inventory; passing it on as it is.")
                 }
             }
-            if !from_bearer {
-                token_to_send = Some(SecretString::from(token));
-            }
         }
         // The query is rebuilt only when something in it changes: a token injected (the
         // caller's key or its own token taken out), a proof added, or a form body that the
         // token moves into.
         let rewrite_query = inject || proof_secret.is_some() || form.is_some();
+        // The caller's own token goes back in where the rebuilt query or form puts it (one in
+        // `Authorization` stays there).
+        if !inject && !from_bearer && rewrite_query {
+            token_to_send = presented
+                .as_deref()
+                .map(|t| SecretString::from(t.to_owned()));
+        }
         if rewrite_query {
             let q = query.get_or_insert_with(|| form_pairs(raw_query));
             take_param(q, "access_token");
@@ -1553,17 +1553,13 @@ impl Worker {
         };
 
         // The request to Graph.
-        let target: Result<Uri, ()> = match (&query, &self.upstream_origin) {
-            (None, Some((scheme, authority))) => {
-                let mut up = http::uri::Parts::default();
-                up.scheme = Some(scheme.clone());
-                up.authority = Some(authority.clone());
-                up.path_and_query = Some(
-                    original
-                        .clone()
-                        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-                );
-                Uri::from_parts(up).map_err(|_| ())
+        let target: Result<Uri, ()> = match (&query, self.upstream_is_origin) {
+            // In origin form, as the request line carries it: the worker's pool knows where
+            // Graph is.
+            (None, true) => {
+                Ok(Uri::from(original.clone().unwrap_or_else(|| {
+                    http::uri::PathAndQuery::from_static("/")
+                })))
             }
             _ => {
                 let query_text = match &query {
@@ -2088,7 +2084,11 @@ mod tests {
             assert_eq!(last_param(q, "access_token"), full, "query `{q}`");
             let proof = form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "appsecret_proof");
             let [token, found] = last_pairs(q, ["access_token", "appsecret_proof"]);
-            assert_eq!(token.map(pair_value), full, "query `{q}`, two names");
+            assert_eq!(
+                token.map(|t| pair_value(t).into_owned()),
+                full,
+                "query `{q}`, two names"
+            );
             assert_eq!(found.is_some(), proof, "query `{q}`, the proof");
         }
         let [t, p] = last_pairs(

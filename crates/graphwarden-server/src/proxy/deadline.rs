@@ -3,16 +3,16 @@
 //! `tokio::time::timeout` costs about 1,300 instructions per call (the runtime's handle
 //! looked up, an entry put into the timer wheel and taken out again under the driver's
 //! lock), a sixth of graphwarden's own work on a proxied call. Each proxy worker has one
-//! [`Watchdog`] instead: a call that is still waiting after its first poll notes its due time
-//! and its waker in the watchdog's table (a lock, a clock reading), and the watchdog's ticker,
-//! every [`TICK`], wakes those overdue. A limit is thus kept to within one tick late.
+//! [`Watchdog`] instead: a call that is still waiting after its first poll notes its due tick
+//! and its waker in the watchdog's table (a lock; no clock reading: time is counted in the
+//! ticker's ticks), and the watchdog's ticker, every [`TICK`], wakes those overdue. A limit is
+//! never cut short, and kept to within two ticks late.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
-
-use graphwarden_core::Stopwatch;
 
 /// How often the watchdog looks for overdue calls.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -24,7 +24,8 @@ pub struct Elapsed;
 /// One worker's calls waiting under a limit.
 #[derive(Debug)]
 pub struct Watchdog {
-    epoch: Stopwatch,
+    /// Ticks so far: never ahead of the time since the ticker started, in [`TICK`]s.
+    ticks: AtomicU64,
     table: Mutex<Table>,
 }
 
@@ -36,7 +37,7 @@ struct Table {
 
 #[derive(Debug)]
 struct Entry {
-    /// Microseconds after the epoch.
+    /// The tick from which on it is overdue.
     due: u64,
     waker: Waker,
     expired: bool,
@@ -45,25 +46,26 @@ struct Entry {
 impl Watchdog {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            epoch: Stopwatch::start(),
+            ticks: AtomicU64::new(0),
             table: Mutex::new(Table::default()),
         })
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
     /// Wake the calls that are overdue, every [`TICK`], for ever (abort the task to stop it).
+    /// (An interval, not a sleep per turn: sleeps would add their lateness up, and the count
+    /// of ticks fall behind the time.)
     pub async fn run(self: Arc<Self>) {
+        let mut every = tokio::time::interval(TICK);
+        every.tick().await; // the first is at once
         loop {
-            tokio::time::sleep(TICK).await;
+            every.tick().await;
+            self.ticks.fetch_add(1, Ordering::Relaxed);
             self.sweep();
         }
     }
 
     fn sweep(&self) {
-        let now = self.now();
+        let now = self.ticks.load(Ordering::Relaxed);
         let Ok(mut table) = self.table.lock() else {
             return;
         };
@@ -76,9 +78,14 @@ impl Watchdog {
     }
 
     fn insert(&self, limit: Duration, waker: &Waker) -> Option<usize> {
+        // The current tick has partly passed already: one more, so the limit is never cut
+        // short.
+        let whole = u64::try_from(limit.as_nanos().div_ceil(TICK.as_nanos())).unwrap_or(u64::MAX);
         let due = self
-            .now()
-            .saturating_add(u64::try_from(limit.as_micros()).unwrap_or(u64::MAX));
+            .ticks
+            .load(Ordering::Relaxed)
+            .saturating_add(whole)
+            .saturating_add(1);
         let entry = Entry {
             due,
             waker: waker.clone(),
@@ -123,7 +130,7 @@ impl Watchdog {
         }
     }
 
-    /// `fut`, unless it is still not done after `limit` (give or take a [`TICK`]). The ticker
+    /// `fut`, unless it is still not done after `limit` (up to two [`TICK`]s later). The ticker
     /// ([`Watchdog::run`]) must run for a limit to be kept.
     pub async fn limit<F: Future>(&self, limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
         struct Registration<'a> {
@@ -163,6 +170,7 @@ impl Watchdog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use graphwarden_core::Stopwatch;
 
     #[tokio::test]
     async fn limits_are_kept_to_within_a_tick_and_slots_are_reused() {
@@ -185,6 +193,16 @@ mod tests {
         let took = watch.elapsed();
         assert!(took >= Duration::from_millis(50), "{took:?}");
         assert!(took < Duration::from_millis(50) + TICK * 10, "{took:?}");
+        // Never early, however the call falls between two ticks.
+        for wait_ms in [0, 30, 70] {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            let watch = Stopwatch::start();
+            let r = dog.limit(TICK, std::future::pending::<()>()).await;
+            assert_eq!(r, Err(Elapsed));
+            let took = watch.elapsed();
+            assert!(took >= TICK, "{took:?}");
+            assert!(took < TICK * 3 + Duration::from_millis(50), "{took:?}");
+        }
         // Every slot was given back, and slots are reused.
         for _ in 0..3 {
             let _ = dog

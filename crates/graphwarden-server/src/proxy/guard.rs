@@ -62,6 +62,29 @@ impl Activity {
     }
 }
 
+/// Serve `conn` (one client connection) in a task of its own, and drop it once `activity`
+/// shows a whole [`PERIOD`] unused. The guard is a second task, woken only by its timer and by
+/// the end of the connection: raced against the connection in the same task, it would be
+/// polled (its timer checked, its waker compared) on every wake-up of the connection, several
+/// per call.
+pub fn spawn_guarded<F>(conn: F, activity: Arc<Activity>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let task = tokio::spawn(conn);
+    let abort = task.abort_handle();
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = task => {}
+            () = activity.unused_for(PERIOD) => {
+                abort.abort();
+                tracing::debug!("Closed a proxy connection unused for {PERIOD:?}.");
+            }
+        }
+    });
+}
+
 /// A call in flight on a connection (see [`Activity::begin`]).
 #[derive(Debug)]
 pub struct Call(Option<Arc<Activity>>);

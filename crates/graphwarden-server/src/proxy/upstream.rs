@@ -49,7 +49,8 @@ pub enum Failure {
 #[derive(Clone)]
 pub enum Upstream {
     Pool(Arc<Pool>),
-    Client(Box<Client<Connector, ProxyBody>>),
+    /// hyper_util's client, and Graph's origin (it wants absolute URIs).
+    Client(Box<(Client<Connector, ProxyBody>, Uri)>),
 }
 
 impl Upstream {
@@ -62,14 +63,15 @@ impl Upstream {
                 .enable_http1()
                 .enable_http2()
                 .build();
-            return Self::Client(Box::new(
+            return Self::Client(Box::new((
                 Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(IDLE_TIMEOUT)
                     .pool_max_idle_per_host(MAX_IDLE)
                     .timer(TokioTimer::new())
                     .pool_timer(TokioTimer::new())
                     .build(connector),
-            ));
+                origin.clone(),
+            )));
         }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -91,15 +93,31 @@ impl Upstream {
         }))
     }
 
-    /// Send one call (its URI absolute, on Graph's origin).
-    pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Answer>, Failure> {
+    /// Send one call: its URI absolute, on Graph's origin, or in origin form (a path and
+    /// query, sent to Graph's origin).
+    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Response<Answer>, Failure> {
         match self {
             Self::Pool(pool) => pool.send(req).await,
-            Self::Client(client) => match client.request(req).await {
-                Ok(r) => Ok(r.map(|inner| Answer { inner, back: None })),
-                Err(e) if e.is_connect() => Err(Failure::Connect),
-                Err(_) => Err(Failure::Broken),
-            },
+            Self::Client(client) => {
+                let (client, origin) = &**client;
+                if req.uri().scheme().is_none() {
+                    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+                    parts.scheme = origin.scheme().cloned();
+                    parts.authority = origin.authority().cloned();
+                    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| Failure::Broken)?;
+                }
+                Self::answer(client.request(req).await)
+            }
+        }
+    }
+
+    fn answer(
+        r: Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+    ) -> Result<Response<Answer>, Failure> {
+        match r {
+            Ok(r) => Ok(r.map(|inner| Answer { inner, back: None })),
+            Err(e) if e.is_connect() => Err(Failure::Connect),
+            Err(_) => Err(Failure::Broken),
         }
     }
 }
