@@ -18,22 +18,22 @@ macro_rules! impl_call_store {
             /// Rows per statement, largest first: a batch is written in statements of these
             /// sizes only, so each backend prepares at most these five statements once per
             /// connection and reuses them (a statement of any other size would be parsed afresh:
-            /// thousands of placeholders, every batch). 17 binds a row keeps 256 rows far below
+            /// thousands of placeholders, every batch). 12 binds a row keeps 256 rows far below
             /// either backend's limit.
             const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
-            /// `INSERT INTO calls … VALUES (…), (…)` for `CHUNKS[i]` rows, built once, with the
+            /// `INSERT INTO call_rows … VALUES (…), (…)` for `CHUNKS[i]` rows, built once, with the
             /// backend's own placeholders (`?` on SQLite, which numbered ones would make look
             /// each parameter up by name; `$n` on PostgreSQL).
             fn insert_sql(i: usize) -> &'static str {
                 static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
                 let all = SQL.get_or_init(|| {
-                    let columns = CALL_COLUMNS.split(',').count();
+                    let columns = ROW_COLUMNS.split(',').count();
                     CHUNKS
                         .iter()
                         .map(|&rows| {
                             let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                                "INSERT INTO calls ({CALL_COLUMNS}) "
+                                "INSERT INTO call_rows ({ROW_COLUMNS}) "
                             ));
                             q.push_values(0..rows, |mut b, _| {
                                 for _ in 0..columns {
@@ -93,14 +93,171 @@ macro_rules! impl_call_store {
                 })
             }
 
-            const CALL_COLUMNS: &str = "at, token_alias, token_fingerprint, app_id, method, path, \
-                object_id, change, http_status, error_code, error_subcode, error_class, \
-                duration_us, usage_pct, usage, batch_index, outcome";
+            /// The columns of `call_rows` a record is written to (migration 0015: what many
+            /// rows share is in `call_callers`, `call_kinds` and `call_usages`, by id).
+            const ROW_COLUMNS: &str = "at, caller, kind, object_id, http_status, error_code, \
+                error_subcode, error_class, duration_us, usage_pct, usage, batch_index";
+
+            /// The `calls` view's columns, from `call_rows` joined to what it refers to.
+            const JOINED: &str = "SELECT r.id, r.at, NULLIF(cc.token_alias, '') AS token_alias, \
+                NULLIF(cc.token_fingerprint, '') AS token_fingerprint, \
+                NULLIF(cc.app_id, '') AS app_id, ck.method, ck.path, r.object_id, ck.change, \
+                r.http_status, r.error_code, r.error_subcode, r.error_class, r.duration_us, \
+                r.usage_pct, cu.usage, r.batch_index, ck.outcome \
+                FROM call_rows r JOIN call_callers cc ON cc.id = r.caller \
+                JOIN call_kinds ck ON ck.id = r.kind LEFT JOIN call_usages cu ON cu.id = r.usage";
+
+            /// Where a text is: records share their text (`Arc<str>`), so the same place
+            /// means the same text, found without hashing (or comparing) its bytes.
+            fn place(s: &str) -> (usize, usize) {
+                (s.as_ptr() as usize, s.len())
+            }
+
+            fn caller_of(c: &CallRecord) -> (&str, &str, &str) {
+                (
+                    c.token_alias.as_deref().unwrap_or(""),
+                    c.token_fingerprint.as_deref().unwrap_or(""),
+                    c.app_id.as_deref().unwrap_or(""),
+                )
+            }
+
+            fn kind_of(c: &CallRecord) -> (&str, &str, &str, &str) {
+                (c.method.as_ref(), c.path.as_ref(), c.change.as_str(), c.outcome.as_ref())
+            }
+
+            fn caller_place(c: &CallRecord) -> [(usize, usize); 3] {
+                let (a, f, p) = caller_of(c);
+                [place(a), place(f), place(p)]
+            }
+
+            fn kind_place(c: &CallRecord) -> [(usize, usize); 4] {
+                let (m, p, ch, o) = kind_of(c);
+                [place(m), place(p), place(ch), place(o)]
+            }
+
+            /// A batch's distinct values of one shared table: each with the latest `at` of the
+            /// records that hold it, then with its id. Found by the places of their text
+            /// (`A`), the previous record's first; by the text itself (`K`) only when a place
+            /// is new.
+            struct Shared<A, K> {
+                entries: Vec<(K, i64, i64)>,
+                by_place: std::collections::HashMap<A, usize>,
+                by_key: std::collections::HashMap<K, usize>,
+                last: Option<(A, usize)>,
+            }
+
+            impl<A: std::hash::Hash + Eq + Copy, K: std::hash::Hash + Eq + Copy> Shared<A, K> {
+                fn new() -> Self {
+                    Self {
+                        entries: Vec::new(),
+                        by_place: std::collections::HashMap::new(),
+                        by_key: std::collections::HashMap::new(),
+                        last: None,
+                    }
+                }
+
+                fn index(&mut self, place: A, key: impl FnOnce() -> K, at: i64) -> usize {
+                    if let Some((p, i)) = self.last
+                        && p == place
+                    {
+                        return i;
+                    }
+                    let i = match self.by_place.get(&place) {
+                        Some(&i) => i,
+                        None => {
+                            let key = key();
+                            let i = match self.by_key.get(&key) {
+                                Some(&i) => i,
+                                None => {
+                                    self.entries.push((key, at, 0));
+                                    self.by_key.insert(key, self.entries.len() - 1);
+                                    self.entries.len() - 1
+                                }
+                            };
+                            self.by_place.insert(place, i);
+                            i
+                        }
+                    };
+                    self.last = Some((place, i));
+                    i
+                }
+
+                fn note(&mut self, place: A, key: impl FnOnce() -> K, at: i64) {
+                    let i = self.index(place, key, at);
+                    let e = &mut self.entries[i];
+                    e.1 = e.1.max(at);
+                }
+
+                fn id(&mut self, place: A, key: impl FnOnce() -> K) -> i64 {
+                    let i = self.index(place, key, 0);
+                    self.entries[i].2
+                }
+            }
 
             #[async_trait]
             impl CallStore for super::$store {
                 async fn insert_calls(&self, calls: &[CallRecord], rollups: &[Rollup]) -> Result<()> {
                     let mut tx = self.writer().begin().await?;
+                    // What the batch's rows share, stored (or found) first, in the same
+                    // transaction: a failed batch leaves no ids behind in a cache, and a
+                    // concurrent prune cannot delete a shared row this batch refers to (it
+                    // waits for the update of `used_at` here, then sees it recent).
+                    type Place = (usize, usize);
+                    type Caller<'a> = (&'a str, &'a str, &'a str);
+                    type Kind<'a> = (&'a str, &'a str, &'a str, &'a str);
+                    let mut callers: Shared<[Place; 3], Caller<'_>> = Shared::new();
+                    let mut kinds: Shared<[Place; 4], Kind<'_>> = Shared::new();
+                    let mut usages: Shared<Place, &str> = Shared::new();
+                    for c in calls {
+                        callers.note(caller_place(c), || caller_of(c), c.at_ms);
+                        kinds.note(kind_place(c), || kind_of(c), c.at_ms);
+                        if let Some(u) = c.usage.as_deref() {
+                            usages.note(place(u), || u, c.at_ms);
+                        }
+                    }
+                    for ((alias, fingerprint, app), at, id) in callers.entries.iter_mut() {
+                        *id = sqlx::query_scalar(
+                            "INSERT INTO call_callers (token_alias, token_fingerprint, app_id, used_at) \
+                             VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (token_alias, token_fingerprint, app_id) DO UPDATE SET used_at = \
+                             CASE WHEN excluded.used_at > call_callers.used_at THEN excluded.used_at \
+                             ELSE call_callers.used_at END RETURNING id",
+                        )
+                        .bind(*alias)
+                        .bind(*fingerprint)
+                        .bind(*app)
+                        .bind(*at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    }
+                    for ((method, path, change, outcome), at, id) in kinds.entries.iter_mut() {
+                        *id = sqlx::query_scalar(
+                            "INSERT INTO call_kinds (method, path, change, outcome, used_at) \
+                             VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (method, path, change, outcome) DO UPDATE SET used_at = \
+                             CASE WHEN excluded.used_at > call_kinds.used_at THEN excluded.used_at \
+                             ELSE call_kinds.used_at END RETURNING id",
+                        )
+                        .bind(*method)
+                        .bind(*path)
+                        .bind(*change)
+                        .bind(*outcome)
+                        .bind(*at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    }
+                    for (usage, at, id) in usages.entries.iter_mut() {
+                        *id = sqlx::query_scalar(
+                            "INSERT INTO call_usages (usage, used_at) VALUES ($1, $2) \
+                             ON CONFLICT (usage) DO UPDATE SET used_at = \
+                             CASE WHEN excluded.used_at > call_usages.used_at THEN excluded.used_at \
+                             ELSE call_usages.used_at END RETURNING id",
+                        )
+                        .bind(*usage)
+                        .bind(*at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    }
                     let mut rest = calls;
                     while !rest.is_empty() {
                         let Some(i) = CHUNKS.iter().position(|&n| n <= rest.len()) else {
@@ -111,24 +268,20 @@ macro_rules! impl_call_store {
                         // Borrowed binds: the batch's strings are not copied again here.
                         let mut q = sqlx::query(insert_sql(i));
                         for c in chunk {
+                            let usage = c.usage.as_deref().map(|u| usages.id(place(u), || u));
                             q = q
                                 .bind(c.at_ms)
-                                .bind(c.token_alias.as_deref())
-                                .bind(c.token_fingerprint.as_deref())
-                                .bind(c.app_id.as_deref())
-                                .bind(c.method.as_ref())
-                                .bind(c.path.as_ref())
+                                .bind(callers.id(caller_place(c), || caller_of(c)))
+                                .bind(kinds.id(kind_place(c), || kind_of(c)))
                                 .bind(c.object_id.as_deref())
-                                .bind(c.change.as_str())
                                 .bind(i64::from(c.http_status))
                                 .bind(c.error_code)
                                 .bind(c.error_subcode)
                                 .bind(c.error_class.as_deref())
                                 .bind(c.duration_us)
                                 .bind(c.usage_pct)
-                                .bind(c.usage.as_deref())
-                                .bind(c.batch_index.map(i64::from))
-                                .bind(c.outcome.as_ref());
+                                .bind(usage)
+                                .bind(c.batch_index.map(i64::from));
                         }
                         q.execute(&mut *tx).await?;
                     }
@@ -163,31 +316,44 @@ macro_rules! impl_call_store {
                 }
 
                 async fn recent_calls(&self, token_alias: Option<&str>, limit: i64) -> Result<Vec<CallRecord>> {
-                    let rows = match token_alias {
-                        Some(alias) => {
-                            sqlx::query(&format!(
-                                "SELECT {CALL_COLUMNS} FROM calls WHERE token_alias = $1 \
-                                 ORDER BY at DESC, id DESC LIMIT $2"
-                            ))
-                            .bind(alias)
-                            .bind(limit)
-                            .fetch_all(self.reader())
-                            .await?
-                        }
-                        None => {
-                            sqlx::query(&format!(
-                                "SELECT {CALL_COLUMNS} FROM calls ORDER BY at DESC, id DESC LIMIT $1"
-                            ))
-                            .bind(limit)
-                            .fetch_all(self.reader())
-                            .await?
-                        }
+                    let Some(alias) = token_alias else {
+                        let rows = sqlx::query(&format!(
+                            "{JOINED} ORDER BY r.at DESC, r.id DESC LIMIT $1"
+                        ))
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?;
+                        return rows.iter().map(call_from_row).collect();
                     };
-                    rows.iter().map(call_from_row).collect()
+                    // A token has a caller row per fingerprint and app (a renewed token gets
+                    // another): the latest of each, read in index order, then merged.
+                    let callers: Vec<i64> =
+                        sqlx::query_scalar("SELECT id FROM call_callers WHERE token_alias = $1")
+                            .bind(alias)
+                            .fetch_all(self.reader())
+                            .await?;
+                    let mut found: Vec<(i64, i64, CallRecord)> = Vec::new();
+                    for caller in callers {
+                        let rows = sqlx::query(&format!(
+                            "{JOINED} WHERE r.caller = $1 ORDER BY r.at DESC, r.id DESC LIMIT $2"
+                        ))
+                        .bind(caller)
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?;
+                        for row in &rows {
+                            let id: i64 = row.try_get("id")?;
+                            let record = call_from_row(row)?;
+                            found.push((record.at_ms, id, record));
+                        }
+                    }
+                    found.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                    found.truncate(usize::try_from(limit).unwrap_or(0));
+                    Ok(found.into_iter().map(|(_, _, r)| r).collect())
                 }
 
                 async fn call_count(&self) -> Result<i64> {
-                    let row = sqlx::query("SELECT COUNT(*) AS n FROM calls")
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM call_rows")
                         .fetch_one(self.reader())
                         .await?;
                     Ok(row.try_get("n")?)
@@ -256,11 +422,19 @@ macro_rules! impl_call_store {
 
                 async fn prune_calls(&self, calls_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64)> {
                     let mut tx = self.writer().begin().await?;
-                    let calls = sqlx::query("DELETE FROM calls WHERE at < $1")
+                    let calls = sqlx::query("DELETE FROM call_rows WHERE at < $1")
                         .bind(calls_before_ms)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    // What only rows before the cutoff referred to (`used_at` is the latest
+                    // `at` of the rows that refer to a shared row).
+                    for table in ["call_callers", "call_kinds", "call_usages"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE used_at < $1"))
+                            .bind(calls_before_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     let rollups = sqlx::query("DELETE FROM call_rollups WHERE minute < $1")
                         .bind(rollups_before_ms)
                         .execute(&mut *tx)
