@@ -53,8 +53,12 @@ impl Rollup {
     pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
         // Keyed by borrowed fields: a call adding to a row seen already allocates nothing.
         type Borrowed<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
-        let mut rows: std::collections::HashMap<Borrowed<'_>, Self> =
+        let mut index: std::collections::HashMap<Borrowed<'_>, usize> =
             std::collections::HashMap::new();
+        let mut out: Vec<Self> = Vec::new();
+        // Calls in a row usually add to the same rollup: the previous call's is tried first,
+        // without hashing the key.
+        let mut last: Option<(Borrowed<'_>, usize)> = None;
         for call in calls {
             let key = (
                 call.at_ms - call.at_ms.rem_euclid(60_000),
@@ -65,21 +69,28 @@ impl Rollup {
                 call.error_class.as_deref().unwrap_or_default(),
                 call.error_code.unwrap_or(0),
             );
-            match rows.get_mut(&key) {
-                Some(row) => {
+            let found = match last {
+                Some((k, i)) if k == key => Some(i),
+                _ => index.get(&key).copied(),
+            };
+            match found {
+                Some(i) => {
+                    let row = &mut out[i];
                     row.calls += 1;
                     row.refused += i64::from(call.outcome == "refused");
                     row.duration_us += call.duration_us;
                     row.max_usage_pct = row.max_usage_pct.max(call.usage_pct.unwrap_or(0.0));
+                    last = Some((key, i));
                 }
                 None => {
                     let r = Self::of(call);
                     debug_assert_eq!(r.minute_ms, key.0);
-                    rows.insert(key, r);
+                    out.push(r);
+                    index.insert(key, out.len() - 1);
+                    last = Some((key, out.len() - 1));
                 }
             }
         }
-        let mut out: Vec<Self> = rows.into_values().collect();
         out.sort_by(|a, b| {
             (
                 a.minute_ms,
