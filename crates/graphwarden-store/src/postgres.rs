@@ -92,3 +92,41 @@ impl PostgresStore {
 crate::sql::impl_sql_store!(PostgresStore, sqlx::Postgres);
 crate::sql_service::impl_service_store!(PostgresStore, sqlx::Postgres);
 crate::sql_call::impl_call_store!(PostgresStore, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 0015 (compact call rows) keeps every call recorded before it, as it was.
+    #[tokio::test]
+    async fn call_records_written_before_the_compact_layout_read_back_the_same_after_it() {
+        use crate::sql_call::compact_migration as check;
+        let Some(admin) = graphwarden_testkit::postgres_admin_url() else {
+            return;
+        };
+        let db = graphwarden_testkit::PgDatabase::create(&admin).await;
+        let store = PostgresStore::open_url(db.url(), &PostgresOptions::default())
+            .await
+            .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let older = check::older_migrations("postgres", scratch.path());
+        sqlx::migrate::Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&store.pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(check::OLD_ROWS)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        check::read_back(&store).await;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM calls ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(ids, [1, 2, 3, 4], "new rows go on after the moved ones");
+        store.close().await;
+    }
+}

@@ -523,3 +523,79 @@ macro_rules! impl_call_store {
 }
 
 pub(crate) use impl_call_store;
+
+/// What the tests of migration 0015 on both backends share: call rows in the layout before it,
+/// and what must read back after it.
+#[cfg(test)]
+pub(crate) mod compact_migration {
+
+    use crate::store::Store;
+
+    /// Three calls in the 0009 layout: two of one token, one of a token not in the inventory.
+    pub const OLD_ROWS: &str = "INSERT INTO calls (id, at, token_alias, token_fingerprint, \
+        app_id, method, path, object_id, change, http_status, error_code, error_subcode, \
+        error_class, duration_us, usage_pct, usage, batch_index, outcome) VALUES \
+        (1, 1000, 'ana', 'fp1', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
+         NULL, 180, 10.0, '{\"app\":1}', NULL, 'forwarded'), \
+        (2, 2000, NULL, 'fp9', NULL, 'POST', '/{version}/{id}', '42', 'budget_change', 400, \
+         100, 33, 'bad_request', 90, NULL, NULL, 0, 'refused'), \
+        (3, 3000, 'ana', 'fp1', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
+         NULL, 170, 10.0, '{\"app\":1}', NULL, 'forwarded')";
+
+    /// Copies of the backend's migrations before 0015, in a directory under `scratch`, as an
+    /// older graphwarden ran them.
+    pub fn older_migrations(backend: &str, scratch: &std::path::Path) -> std::path::PathBuf {
+        let older = scratch.join(format!("older-{backend}"));
+        std::fs::create_dir_all(&older).unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        for e in std::fs::read_dir(&source).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.as_str() < "0015" {
+                std::fs::copy(e.path(), older.join(&name)).unwrap();
+            }
+        }
+        older
+    }
+
+    /// After the migration: the three calls as they were, shared values stored once, and a
+    /// new call written after them.
+    pub async fn read_back(store: &impl Store) {
+        let after = store.recent_calls(None, 10).await.unwrap();
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[0].at_ms, 3000);
+        assert_eq!(after[1].token_alias, None);
+        assert_eq!(after[1].token_fingerprint.as_deref(), Some("fp9"));
+        assert_eq!(after[1].app_id, None);
+        assert_eq!(after[1].error_code, Some(100));
+        assert_eq!(after[1].error_subcode, Some(33));
+        assert_eq!(after[1].error_class.as_deref(), Some("bad_request"));
+        assert_eq!(
+            after[1].change,
+            graphwarden_core::call::ChangeType::BudgetChange
+        );
+        assert_eq!(after[1].batch_index, Some(0));
+        assert_eq!(after[1].usage, None);
+        assert_eq!(&*after[1].outcome, "refused");
+        assert_eq!(after[2].usage.as_deref(), Some("{\"app\":1}"));
+        assert_eq!(after[2].usage_pct, Some(10.0));
+        assert_eq!(&*after[2].path, "/{version}/me");
+        assert_eq!(after[2].object_id.as_deref(), Some("me"));
+        let ana = store.recent_calls(Some("ana"), 10).await.unwrap();
+        assert_eq!(
+            ana.iter().map(|c| c.at_ms).collect::<Vec<_>>(),
+            [3000, 1000]
+        );
+        assert_eq!(store.call_count().await.unwrap(), 3);
+        let mut next = after[0].clone();
+        next.at_ms = 4000;
+        store.insert_calls(&[next], &[]).await.unwrap();
+        assert_eq!(
+            store.recent_calls(Some("ana"), 1).await.unwrap()[0].at_ms,
+            4000
+        );
+        assert_eq!(store.call_count().await.unwrap(), 4);
+    }
+}

@@ -176,12 +176,10 @@ mod tests {
     /// Migration 0015 (compact call rows) keeps every call recorded before it, as it was.
     #[tokio::test]
     async fn call_records_written_before_the_compact_layout_read_back_the_same_after_it() {
-        use crate::call::CallStore as _;
-        use crate::store::Store as _;
+        use crate::sql_call::compact_migration as check;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("graphwarden.db");
         let store = SqliteStore::open(
-            &path,
+            &dir.path().join("graphwarden.db"),
             &SqliteOptions {
                 create: true,
                 ..SqliteOptions::default()
@@ -189,69 +187,23 @@ mod tests {
         )
         .await
         .unwrap();
-        // The migrations up to 0014, run from copies, as an older graphwarden ran them.
-        let older = dir.path().join("older");
-        std::fs::create_dir(&older).unwrap();
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        for e in std::fs::read_dir(&source).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.as_str() < "0015" {
-                std::fs::copy(e.path(), older.join(&name)).unwrap();
-            }
-        }
+        let older = check::older_migrations("sqlite", dir.path());
         sqlx::migrate::Migrator::new(older.as_path())
             .await
             .unwrap()
             .run(&store.writer)
             .await
             .unwrap();
-        sqlx::raw_sql(
-            "INSERT INTO calls (id, at, token_alias, token_fingerprint, app_id, method, path, \
-             object_id, change, http_status, error_code, error_subcode, error_class, duration_us, \
-             usage_pct, usage, batch_index, outcome) VALUES \
-             (1, 1000, 'ana', 'fp1', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
-              NULL, 180, 10.0, '{\"app\":1}', NULL, 'forwarded'), \
-             (2, 2000, NULL, 'fp9', NULL, 'POST', '/{version}/{id}', '42', 'budget_change', 400, \
-              100, 33, 'bad_request', 90, NULL, NULL, 0, 'refused'), \
-             (3, 3000, 'ana', 'fp1', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
-              NULL, 170, 10.0, '{\"app\":1}', NULL, 'forwarded')",
-        )
-        .execute(&store.writer)
-        .await
-        .unwrap();
-        let before = store.recent_calls(None, 10).await.unwrap_err();
-        let _ = before; // the older layout cannot be read by this code; the rows are moved next
+        sqlx::raw_sql(check::OLD_ROWS)
+            .execute(&store.writer)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
-        let after = store.recent_calls(None, 10).await.unwrap();
-        assert_eq!(after.len(), 3);
-        assert_eq!(after[0].at_ms, 3000);
-        assert_eq!(after[1].token_alias, None);
-        assert_eq!(after[1].token_fingerprint.as_deref(), Some("fp9"));
-        assert_eq!(after[1].error_class.as_deref(), Some("bad_request"));
-        assert_eq!(after[1].batch_index, Some(0));
-        assert_eq!(after[1].usage, None);
-        assert_eq!(after[2].usage.as_deref(), Some("{\"app\":1}"));
-        assert_eq!(&*after[2].path, "/{version}/me");
-        assert_eq!(store.recent_calls(Some("ana"), 10).await.unwrap().len(), 2);
-        assert_eq!(store.call_count().await.unwrap(), 3);
-        // Shared once: one caller and one kind for the two calls of `ana`.
-        let (callers, kinds, usages): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM call_callers), (SELECT COUNT(*) FROM call_kinds), \
-             (SELECT COUNT(*) FROM call_usages)",
-        )
-        .fetch_one(&store.writer)
-        .await
-        .unwrap();
-        assert_eq!((callers, kinds, usages), (2, 2, 1));
-        // New rows go on after the moved ones.
-        let mut next = after[0].clone();
-        next.at_ms = 4000;
-        store.insert_calls(&[next], &[]).await.unwrap();
+        check::read_back(&store).await;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM calls ORDER BY id")
             .fetch_all(&store.writer)
             .await
             .unwrap();
-        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_eq!(ids, [1, 2, 3, 4], "new rows go on after the moved ones");
     }
 }
