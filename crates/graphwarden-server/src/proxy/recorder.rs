@@ -23,10 +23,12 @@ pub const FLUSH: Duration = Duration::from_millis(100);
 /// How many chunks wait in memory at most before new calls wait for the writer (up to 32,768
 /// records, about 20 MB; over half a second of calls at the rates `bench/proxy.sh` reaches).
 const QUEUE: usize = 32_768 / CHUNK;
-/// Records per transaction (at most, give or take one chunk).
-const BATCH: usize = 2_000;
+/// Records per transaction (at most, give or take one chunk). Each transaction has a cost of
+/// its own (its statements' round trips to sqlx's SQLite thread, the upserts of what the rows
+/// share, the rollups, the commit's fsync), so fewer, larger ones cost less per record.
+const BATCH: usize = 8_000;
 /// How long the writer lets a batch gather after its first record.
-const GATHER: Duration = Duration::from_millis(25);
+const GATHER: Duration = Duration::from_millis(100);
 /// Attempts per batch before it is counted lost.
 const ATTEMPTS: u32 = 5;
 
