@@ -128,6 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
+                        .writev(false) // as the proxy's
                         .header_read_timeout(None)
                         .serve_connection(TokioIo::new(stream), service);
                     guard::spawn_guarded(

@@ -1073,8 +1073,11 @@ impl Worker {
         // No header-read time-out of hyper's (a timer per call): `guard` closes connections
         // that go unused, slow request heads included.
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // An answer's head and body go out in one buffer (one copy of the body, which Graph's
+        // answers keep small) rather than as a vectored write: measurably less CPU per call.
         builder
             .timer(TokioTimer::new())
+            .writev(false)
             .header_read_timeout(None)
             .max_buf_size(self.config.max_header_bytes.max(8192));
         let conn = builder.serve_connection(TokioIo::new(stream), service);

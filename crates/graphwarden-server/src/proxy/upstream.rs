@@ -159,7 +159,9 @@ impl Pool {
             .call(self.origin.clone())
             .await
             .map_err(|_| Failure::Connect)?;
+        // A call's head and body in one buffer, not a vectored write (see the server's).
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
             .handshake(io)
             .await
             .map_err(|_| Failure::Connect)?;
