@@ -531,7 +531,8 @@ pub(crate) mod compact_migration {
 
     use crate::store::Store;
 
-    /// Three calls in the 0009 layout: two of one token, one of a token not in the inventory.
+    /// Four calls in the 0009 layout: three of one token (under two fingerprints, as after a
+    /// renewal), one of a token not in the inventory.
     pub const OLD_ROWS: &str = "INSERT INTO calls (id, at, token_alias, token_fingerprint, \
         app_id, method, path, object_id, change, http_status, error_code, error_subcode, \
         error_class, duration_us, usage_pct, usage, batch_index, outcome) VALUES \
@@ -540,7 +541,9 @@ pub(crate) mod compact_migration {
         (2, 2000, NULL, 'fp9', NULL, 'POST', '/{version}/{id}', '42', 'budget_change', 400, \
          100, 33, 'bad_request', 90, NULL, NULL, 0, 'refused'), \
         (3, 3000, 'ana', 'fp1', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
-         NULL, 170, 10.0, '{\"app\":1}', NULL, 'forwarded')";
+         NULL, 170, 10.0, '{\"app\":1}', NULL, 'forwarded'), \
+        (4, 2500, 'ana', 'fp2', '111', 'GET', '/{version}/me', 'me', 'read', 200, NULL, NULL, \
+         NULL, 160, 10.0, '{\"app\":1}', NULL, 'forwarded')";
 
     /// Copies of the backend's migrations before 0015, in a directory under `scratch`, as an
     /// older graphwarden ran them.
@@ -563,7 +566,11 @@ pub(crate) mod compact_migration {
     /// After the migration: the three calls as they were, shared values stored once, and a
     /// new call written after them.
     pub async fn read_back(store: &impl Store) {
-        let after = store.recent_calls(None, 10).await.unwrap();
+        let all = store.recent_calls(None, 10).await.unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[1].at_ms, 2500);
+        assert_eq!(all[1].token_fingerprint.as_deref(), Some("fp2"));
+        let after: Vec<_> = all.into_iter().filter(|c| c.at_ms != 2500).collect();
         assert_eq!(after.len(), 3);
         assert_eq!(after[0].at_ms, 3000);
         assert_eq!(after[1].token_alias, None);
@@ -583,12 +590,18 @@ pub(crate) mod compact_migration {
         assert_eq!(after[2].usage_pct, Some(10.0));
         assert_eq!(&*after[2].path, "/{version}/me");
         assert_eq!(after[2].object_id.as_deref(), Some("me"));
+        // One token's calls under both fingerprints, merged newest first, and the limit kept.
         let ana = store.recent_calls(Some("ana"), 10).await.unwrap();
         assert_eq!(
             ana.iter().map(|c| c.at_ms).collect::<Vec<_>>(),
-            [3000, 1000]
+            [3000, 2500, 1000]
         );
-        assert_eq!(store.call_count().await.unwrap(), 3);
+        let ana = store.recent_calls(Some("ana"), 2).await.unwrap();
+        assert_eq!(
+            ana.iter().map(|c| c.at_ms).collect::<Vec<_>>(),
+            [3000, 2500]
+        );
+        assert_eq!(store.call_count().await.unwrap(), 4);
         let mut next = after[0].clone();
         next.at_ms = 4000;
         store.insert_calls(&[next], &[]).await.unwrap();
@@ -596,6 +609,20 @@ pub(crate) mod compact_migration {
             store.recent_calls(Some("ana"), 1).await.unwrap()[0].at_ms,
             4000
         );
-        assert_eq!(store.call_count().await.unwrap(), 4);
+        assert_eq!(store.call_count().await.unwrap(), 5);
+    }
+
+    /// Then a prune at 2,600: the calls before it go, and what only they shared (the unknown
+    /// token's caller and kind, ana's old fingerprint); what later calls share stays readable.
+    pub async fn prune_keeps_what_later_calls_share(store: &impl Store) {
+        store.prune_calls(2600, 0).await.unwrap();
+        let left = store.recent_calls(None, 10).await.unwrap();
+        assert_eq!(
+            left.iter().map(|c| c.at_ms).collect::<Vec<_>>(),
+            [4000, 3000]
+        );
+        assert!(left.iter().all(|c| c.token_alias.as_deref() == Some("ana")
+            && c.token_fingerprint.as_deref() == Some("fp1")
+            && c.usage.as_deref() == Some("{\"app\":1}")));
     }
 }

@@ -204,6 +204,15 @@ mod tests {
             .fetch_all(&store.writer)
             .await
             .unwrap();
-        assert_eq!(ids, [1, 2, 3, 4], "new rows go on after the moved ones");
+        assert_eq!(ids, [1, 2, 3, 4, 5], "new rows go on after the moved ones");
+        check::prune_keeps_what_later_calls_share(&store).await;
+        let shared: (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM call_callers), (SELECT COUNT(*) FROM call_kinds), \
+             (SELECT COUNT(*) FROM call_usages)",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .unwrap();
+        assert_eq!(shared, (1, 1, 1), "only what the calls left share is kept");
     }
 }

@@ -683,6 +683,37 @@ async fn bad_input_and_broken_upstreams_get_clear_answers_and_nothing_is_lost() 
     assert!(!dump.contains(&bot));
 }
 
+/// A worker hands its records over in chunks of 64, or every 0.1 s: a lone call's record reaches
+/// the database soon, with the proxy still running (not only when it stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_calls_record_reaches_the_database_while_the_proxy_runs() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|_| {}).await;
+    let bot = token(&d, "bot-never-expires");
+    let (status, _, _) = get(&d.http, &format!("{}/v26.0/me?access_token={bot}", p.url)).await;
+    assert_eq!(status, 200);
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = d
+            .inventory
+            .store()
+            .recent_calls(Some("bot"), 10)
+            .await
+            .unwrap();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "recorded within 5 s, before the proxy stops"
+    );
+    assert_eq!(&*found[0].path, "/{version}/me");
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_caller_leaves_before_the_answer_is_still_recorded() {
     let d = spawn(Default::default()).await;
