@@ -120,21 +120,23 @@ for bin in "$@"; do
 done
 
 TICKS=$(getconf CLK_TCK)
-cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
+# user and system ticks of a process
+cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo "${12} ${13}"; }
 for i in $(seq 0 $((n - 1))); do wrk -t2 -c"$CONNS" -d2s "${URL[i]}$PATH_QUERY" >/dev/null; done # warm-up
 
 declare -a ALL
-printf '%-6s %-40s %10s %12s\n' round binary "req/s" "cpu µs/req"
+printf '%-6s %-40s %10s %12s %14s\n' round binary "req/s" "cpu µs/req" "(user+sys)"
 for r in $(seq "$ROUNDS"); do
     for k in $(seq 0 $((n - 1))); do
         i=$(((k + r) % n))
-        t0=$(cpu_ticks "${PID[i]}")
+        read -r u0 s0 < <(cpu_ticks "${PID[i]}")
         out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 5s "${URL[i]}$PATH_QUERY")
-        t1=$(cpu_ticks "${PID[i]}")
+        read -r u1 s1 < <(cpu_ticks "${PID[i]}")
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
         rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-        us=$(awk -v t=$((t1 - t0)) -v n="$reqs" -v hz="$TICKS" 'BEGIN {printf "%.2f", n ? t * 1e6 / hz / n : 0}')
-        printf '%-6s %-40s %10s %12s\n' "$r" "${NAME[i]}" "$rps" "$us"
+        per() { awk -v t="$1" -v n="$reqs" -v hz="$TICKS" 'BEGIN {printf "%.2f", n ? t * 1e6 / hz / n : 0}'; }
+        us=$(per $((u1 - u0 + s1 - s0)))
+        printf '%-6s %-40s %10s %12s %14s\n' "$r" "${NAME[i]}" "$rps" "$us" "($(per $((u1 - u0)))+$(per $((s1 - s0))))"
         ALL[i]+="$us "
     done
 done

@@ -20,6 +20,7 @@ pub mod body;
 pub mod credential;
 pub mod deadline;
 pub mod guard;
+mod h1;
 pub mod recorder;
 pub mod upstream;
 mod usage_cache;
@@ -45,10 +46,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use self::body::{BoxError, Observed, Pending, ProxyBody, Read, empty, full, read_up_to};
+use self::body::{BoxError, Observed, Pending, ProxyBody, Read, full, read_up_to};
 use self::credential::{CredentialError, Credentials, KEY_PREFIX};
 use self::recorder::Recorder;
-use self::upstream::{Answer, Upstream};
+use self::upstream::{Answer, Outgoing, Upstream};
 use crate::state::AppState;
 
 /// How the proxy runs.
@@ -1625,20 +1626,23 @@ impl Worker {
         } else {
             1
         };
-        let mut stream_body = stream_body.map(|b| {
-            http_body_util::Limited::new(b, self.config.max_body)
-                .map_err(|e| -> BoxError { e })
-                .boxed()
-        });
+        // A body that has ended already (a GET's) goes as an empty one.
+        let mut stream_body = stream_body
+            .filter(|b| !http_body::Body::is_end_stream(b))
+            .map(|b| {
+                http_body_util::Limited::new(b, self.config.max_body)
+                    .map_err(|e| -> BoxError { e })
+                    .boxed()
+            });
         let mut backoff = Duration::from_millis(100);
         let mut last_failure = String::new();
         let mut timed_out = false;
         let mut answer = None;
         for attempt in 1..=attempts {
             let body = match (&request_body, stream_body.take()) {
-                (Some(bytes), _) => full(bytes.clone()),
-                (None, Some(b)) => b,
-                (None, None) => empty(),
+                (Some(bytes), _) => Outgoing::Full(bytes.clone()),
+                (None, Some(b)) => Outgoing::Stream(b),
+                (None, None) => Outgoing::Full(Bytes::new()),
             };
             let mut upstream = Request::new(body);
             *upstream.method_mut() = parts.method.clone();
@@ -1897,7 +1901,7 @@ impl Worker {
                 self.observe(&call_subject, usage, None);
             }
             records.push(base);
-            body_in.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+            body_in.boxed()
         };
         if gauges {
             self.state.metrics().set_usage(
@@ -2002,7 +2006,6 @@ impl Proxy {
 /// A body that yields `head`, then the rest of `rest`.
 fn chain_rest(head: Bytes, rest: Answer) -> ProxyBody {
     let head = http_body_util::Full::new(head).map_err(|never| -> BoxError { match never {} });
-    let rest = rest.map_err(|e| -> BoxError { Box::new(e) });
     Chain {
         head: Some(head.boxed()),
         rest: rest.boxed(),

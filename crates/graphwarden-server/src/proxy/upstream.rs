@@ -8,6 +8,12 @@
 //! BENCHMARKS.md), which races a new connection against every checkout and needs a task per
 //! call to hand the connection back.
 //!
+//! A call whose body is in hand (all but uploads streamed through) is written and answered by
+//! the calling task itself on one of these connections ([`super::h1`]); a connection Graph
+//! closed while it sat idle is noticed before it is used (or as the call is written, and then
+//! the call goes on another), never by sending a call twice. A call streaming its body goes through one of hyper's client connections
+//! (a task each), kept in a pool of their own.
+//!
 //! With `proxy.http2` the worker uses `hyper_util`'s pooled client instead, which offers
 //! HTTP/2 by ALPN and multiplexes calls over one TLS connection when Graph accepts it.
 
@@ -28,7 +34,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 
-use super::body::ProxyBody;
+use super::body::{BoxError, ProxyBody};
+use super::h1;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -43,6 +50,32 @@ pub enum Failure {
     Connect,
     /// The connection broke before an answer.
     Broken,
+}
+
+/// A call's body on its way to Graph.
+pub enum Outgoing {
+    /// All of it, in hand (perhaps empty).
+    Full(Bytes),
+    /// Streamed through as the caller sends it.
+    Stream(ProxyBody),
+}
+
+impl Outgoing {
+    /// A body to stream; one that has ended already is empty.
+    pub fn stream(body: ProxyBody) -> Self {
+        if body.is_end_stream() {
+            Self::Full(Bytes::new())
+        } else {
+            Self::Stream(body)
+        }
+    }
+
+    fn into_body(self) -> ProxyBody {
+        match self {
+            Self::Full(bytes) => super::body::full(bytes),
+            Self::Stream(body) => body,
+        }
+    }
 }
 
 /// One worker's way to Graph.
@@ -90,15 +123,17 @@ impl Upstream {
             origin: origin.clone(),
             host,
             idle: Mutex::new(Vec::new()),
+            conns: Mutex::new(Vec::new()),
         }))
     }
 
     /// Send one call: its URI absolute, on Graph's origin, or in origin form (a path and
     /// query, sent to Graph's origin).
-    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Response<Answer>, Failure> {
+    pub async fn send(&self, req: Request<Outgoing>) -> Result<Response<Answer>, Failure> {
         match self {
             Self::Pool(pool) => pool.send(req).await,
             Self::Client(client) => {
+                let mut req = req.map(Outgoing::into_body);
                 let (client, origin) = &**client;
                 if req.uri().scheme().is_none() {
                     let mut parts = std::mem::take(req.uri_mut()).into_parts();
@@ -115,7 +150,7 @@ impl Upstream {
         r: Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
     ) -> Result<Response<Answer>, Failure> {
         match r {
-            Ok(r) => Ok(r.map(|inner| Answer { inner, back: None })),
+            Ok(r) => Ok(r.map(|inner| Answer(Kind::Hyper { inner, back: None }))),
             Err(e) if e.is_connect() => Err(Failure::Connect),
             Err(_) => Err(Failure::Broken),
         }
@@ -127,7 +162,10 @@ pub struct Pool {
     connector: Connector,
     origin: Uri,
     host: Option<HeaderValue>,
+    /// hyper's connections, for calls that stream their bodies.
     idle: Mutex<Vec<(SendRequest<ProxyBody>, Stopwatch)>>,
+    /// Connections driven by the calls themselves, for the rest.
+    conns: Mutex<Vec<(h1::Conn, Stopwatch)>>,
 }
 
 impl Pool {
@@ -173,7 +211,87 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn send(
+    async fn connect(&self) -> Result<h1::Io, Failure> {
+        let io = self
+            .connector
+            .clone()
+            .call(self.origin.clone())
+            .await
+            .map_err(|_| Failure::Connect)?;
+        Ok(hyper_util::rt::TokioIo::new(io))
+    }
+
+    /// The most recently used idle connection that is not too old and still open.
+    fn checkout(&self) -> Option<h1::Conn> {
+        let mut conns = self.conns.lock().ok()?;
+        while let Some((mut conn, since)) = conns.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && conn.still_open() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// A connection whose last answer was read to its end.
+    pub(crate) fn put_back_conn(&self, conn: h1::Conn) {
+        if let Ok(mut conns) = self.conns.lock()
+            && conns.len() < MAX_IDLE
+        {
+            conns.push((conn, Stopwatch::start()));
+        }
+    }
+
+    async fn send(self: &Arc<Self>, req: Request<Outgoing>) -> Result<Response<Answer>, Failure> {
+        let (parts, body) = req.into_parts();
+        let body = match body {
+            Outgoing::Full(bytes) => bytes,
+            Outgoing::Stream(body) => {
+                return self.send_hyper(Request::from_parts(parts, body)).await;
+            }
+        };
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        loop {
+            let conn = match self.checkout() {
+                Some(conn) => conn,
+                None => h1::Conn::new(self.connect().await?),
+            };
+            let exchanged = conn
+                .exchange(
+                    &parts.method,
+                    target,
+                    &parts.headers,
+                    self.host.as_ref(),
+                    &body,
+                )
+                .await;
+            match exchanged {
+                Ok(h1::Exchanged { head, body }) => {
+                    let answer = match body {
+                        h1::Delivered::Whole(bytes, conn) => {
+                            if let Some(conn) = conn {
+                                self.put_back_conn(conn);
+                            }
+                            Kind::Whole(Some(bytes))
+                        }
+                        h1::Delivered::Streaming(mut streaming) => {
+                            streaming.returns_to(Arc::clone(self));
+                            Kind::Streaming(streaming)
+                        }
+                    };
+                    return Ok(head.map(|()| Answer(answer)));
+                }
+                // Closed by Graph while idle, found as the call was written: not sent; again
+                // on another.
+                Err(h1::Error::Stale) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "A call to Graph failed.");
+                    return Err(Failure::Broken);
+                }
+            }
+        }
+    }
+
+    async fn send_hyper(
         self: &Arc<Self>,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<Answer>, Failure> {
@@ -196,9 +314,11 @@ impl Pool {
             .await
             .map_err(|_| Failure::Broken)?;
         let pool = Arc::clone(self);
-        Ok(answer.map(|inner| Answer {
-            inner,
-            back: Some((sender, pool)),
+        Ok(answer.map(|inner| {
+            Answer(Kind::Hyper {
+                inner,
+                back: Some((sender, pool)),
+            })
         }))
     }
 
@@ -215,14 +335,25 @@ impl Pool {
 }
 
 /// Graph's answer body. Read to its end, its connection goes back to the pool.
-pub struct Answer {
-    inner: Incoming,
-    back: Option<(SendRequest<ProxyBody>, Arc<Pool>)>,
+pub struct Answer(Kind);
+
+enum Kind {
+    /// From one of hyper's connections (and the pool it goes back to, when pooled).
+    Hyper {
+        inner: Incoming,
+        back: Option<(SendRequest<ProxyBody>, Arc<Pool>)>,
+    },
+    /// All of it came with the head; its connection is back in the pool already.
+    Whole(Option<Bytes>),
+    /// Still arriving on a connection of the pool's.
+    Streaming(Box<h1::Streaming>),
 }
 
-impl Answer {
+impl Kind {
     fn release(&mut self) {
-        if let Some((sender, pool)) = self.back.take() {
+        if let Self::Hyper { back, .. } = self
+            && let Some((sender, pool)) = back.take()
+        {
             pool.put_back(sender);
         }
     }
@@ -230,37 +361,64 @@ impl Answer {
 
 impl Body for Answer {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            None => this.release(),
-            // A broken body leaves the connection in no state to reuse.
-            Some(Err(_)) => this.back = None,
-            Some(Ok(_)) => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut self.get_mut().0;
+        match this {
+            Kind::Whole(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Kind::Streaming(streaming) => Pin::new(&mut **streaming).poll_frame(cx),
+            Kind::Hyper { inner, back } => {
+                let frame = std::task::ready!(Pin::new(inner).poll_frame(cx));
+                match &frame {
+                    None => {
+                        if let Some((sender, pool)) = back.take() {
+                            pool.put_back(sender);
+                        }
+                    }
+                    // A broken body leaves the connection in no state to reuse.
+                    Some(Err(_)) => *back = None,
+                    Some(Ok(_)) => {}
+                }
+                Poll::Ready(frame.map(|f| f.map_err(|e| -> BoxError { Box::new(e) })))
+            }
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Kind::Hyper { inner, .. } => inner.is_end_stream(),
+            Kind::Whole(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Kind::Streaming(streaming) => streaming.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.0 {
+            Kind::Hyper { inner, .. } => inner.size_hint(),
+            Kind::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Kind::Streaming(streaming) => streaming.size_hint(),
+        }
     }
 }
 
 impl Drop for Answer {
     fn drop(&mut self) {
         // An empty body is never polled: it ended all the same. One dropped half-read is not.
-        if self.inner.is_end_stream() {
-            self.release();
+        if let Kind::Hyper { inner, .. } = &self.0
+            && inner.is_end_stream()
+        {
+            self.0.release();
         }
     }
 }
@@ -268,18 +426,33 @@ impl Drop for Answer {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let idle = self.idle.lock().map_or(0, |i| i.len());
+        let conns = self.conns.lock().map_or(0, |c| c.len());
         f.debug_struct("Pool")
             .field("origin", &self.origin)
             .field("idle", &idle)
+            .field("conns", &conns)
             .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Answer")
-            .field("pooled", &self.back.is_some())
-            .finish_non_exhaustive()
+        let kind = match &self.0 {
+            Kind::Hyper { back, .. } if back.is_some() => "pooled hyper",
+            Kind::Hyper { .. } => "hyper",
+            Kind::Whole(_) => "whole",
+            Kind::Streaming(_) => "streaming",
+        };
+        f.debug_tuple("Answer").field(&kind).finish()
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(bytes) => write!(f, "Outgoing::Full({} bytes)", bytes.len()),
+            Self::Stream(_) => f.write_str("Outgoing::Stream"),
+        }
     }
 }
 

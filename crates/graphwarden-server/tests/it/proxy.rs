@@ -871,3 +871,241 @@ async fn upstream_connections_are_kept_alive_and_one_cut_off_mid_answer_is_not_r
     assert_eq!(status, 200, "{body}");
     p.stop().await;
 }
+
+/// One request as a scripted upstream saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// An HTTP/1.1 upstream that answers each path in a framing of its own, written byte by byte
+/// as Graph (or a broken Graph) might: chunked with extensions and trailers, until close, a
+/// 100 Continue first, a head and body split over several writes, a body cut short, garbage,
+/// and a connection closed once its answer is out (as Graph closes idle ones).
+async fn scripted_upstream() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (count, log) = (Arc::clone(&accepted), Arc::clone(&seen));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end);
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < length {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body: Vec<u8> = buf.drain(..length).collect();
+                    log.lock().unwrap().push(Seen {
+                        head: head.clone(),
+                        body: body.clone(),
+                    });
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let path = path.split('?').next().unwrap_or("").to_owned();
+                    let json = "content-type: application/json\r\n";
+                    let parts: Vec<Vec<u8>> = match path.as_str() {
+                        "/v26.0/chunked" => vec![format!(
+                            "HTTP/1.1 200 OK\r\n{json}transfer-encoding: chunked\r\n\r\n5;ext=1\r\n{{\"id\"\r\n9\r\n:\"chunked\r\n2\r\n\"}}\r\n0\r\nx-trailer: t\r\n\r\n"
+                        ).into_bytes()],
+                        "/v26.0/close" => vec![
+                            format!("HTTP/1.1 200 OK\r\n{json}\r\n{{\"id\":\"close\"}}").into_bytes(),
+                        ],
+                        "/v26.0/continue" => vec![format!(
+                            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n{json}content-length: 17\r\n\r\n{{\"id\":\"continue\"}}"
+                        ).into_bytes()],
+                        "/v26.0/split" => vec![
+                            b"HTTP/1.1 200 OK\r\ncontent-".to_vec(),
+                            format!("length: 14\r\n{json}x-app-usage: {{\"call_count\":7}}\r\n\r\n{{\"id\"").into_bytes(),
+                            b":\"split\"}".to_vec(),
+                        ],
+                        "/v26.0/cut" => vec![
+                            format!("HTTP/1.1 200 OK\r\n{json}content-length: 100\r\n\r\n{{\"id\"").into_bytes(),
+                        ],
+                        "/v26.0/garbage" => vec![b"SPDY/9 what\r\n\r\n".to_vec()],
+                        _ if head.starts_with("HEAD ") => {
+                            vec![format!("HTTP/1.1 200 OK\r\n{json}content-length: 13\r\n\r\n").into_bytes()]
+                        }
+                        _ => {
+                            let answer = format!(
+                                "{{\"id\":\"1\",\"method\":\"{}\",\"body\":{}}}",
+                                head.split(' ').next().unwrap_or(""),
+                                body.len()
+                            );
+                            vec![format!(
+                                "HTTP/1.1 200 OK\r\n{json}content-length: {}\r\n\r\n{answer}",
+                                answer.len()
+                            )
+                            .into_bytes()]
+                        }
+                    };
+                    for part in parts {
+                        if stream.write_all(&part).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if matches!(
+                        path.as_str(),
+                        "/v26.0/close" | "/v26.0/cut" | "/v26.0/garbage" | "/v26.0/idle-close"
+                    ) {
+                        return; // the connection closes
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_in_every_http1_framing_reach_the_caller_and_connections_are_reused_only_when_sound()
+ {
+    use std::sync::atomic::Ordering;
+    let d = spawn(Default::default()).await;
+    let (upstream, accepted, seen) = scripted_upstream().await;
+    let p = d
+        .proxy(|c| {
+            c.upstream = upstream.clone();
+            c.workers = 1;
+            c.retries = 1;
+        })
+        .await;
+    let url = |path: &str| format!("{}/v26.0/{path}?access_token=EAAnotstored", p.url);
+
+    // Chunked, with a chunk extension and a trailer: whole, and the connection reused.
+    let (status, _, body) = get(&d.http, &url("chunked")).await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some("chunked")),
+        "{body}"
+    );
+    let (status, _, body) = get(&d.http, &url("me")).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some("1")), "{body}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection so far");
+
+    // A head and a body split over writes; the usage header read all the same.
+    let (status, headers, body) = get(&d.http, &url("split")).await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some("split")),
+        "{body}"
+    );
+    assert!(headers.get("x-app-usage").is_some());
+    // 100 Continue first: the caller sees only the final answer.
+    let (status, _, body) = get(&d.http, &url("continue")).await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some("continue")),
+        "{body}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "still the one connection"
+    );
+
+    // HEAD: no body, whatever the length says; the connection stays usable.
+    let r = d.http.head(url("me")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _, _) = get(&d.http, &url("me")).await;
+    assert_eq!(status, 200);
+
+    // A form POST: its body arrives whole, with its length.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/act_1/campaigns", p.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("access_token=EAAnotstored&name=spring")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["method"], "POST");
+    let posted = seen.lock().unwrap().last().unwrap().clone();
+    assert!(
+        posted
+            .head
+            .contains(&format!("content-length: {}", posted.body.len())),
+        "{posted:?}"
+    );
+    assert_eq!(body["body"], posted.body.len());
+    let before = accepted.load(Ordering::SeqCst);
+    assert_eq!(before, 1, "the POST went on the same connection");
+
+    // An answer delimited by its connection's end: whole, and that connection never reused.
+    let (status, _, body) = get(&d.http, &url("close")).await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some("close")),
+        "{body}"
+    );
+    // A connection Graph closed after its answer, as it closes idle ones: the next call goes on
+    // a fresh connection, sent once.
+    let (status, _, _) = get(&d.http, &url("idle-close")).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let calls_before = seen.lock().unwrap().len();
+    let (status, _, body) = get(&d.http, &url("me")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        calls_before + 1,
+        "the call reached Graph once"
+    );
+
+    // Cut short mid-body: the caller's body breaks off (not a clean short answer).
+    let r = d.http.get(url("cut")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "a cut answer must not look whole");
+    // Garbage instead of HTTP: a Meta-shaped 502 (a GET, so retried once, then given up).
+    let (status, _, body) = get(&d.http, &url("garbage")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], 2);
+    // And everyone else is still served.
+    let (status, _, _) = get(&d.http, &url("me")).await;
+    assert_eq!(status, 200);
+
+    p.stop().await;
+    let calls = d.inventory.store().recent_calls(None, 100).await.unwrap();
+    let of = |template_part: &str| {
+        calls
+            .iter()
+            .filter(|c| c.path.contains(template_part))
+            .map(|c| c.outcome.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("chunked"), ["forwarded"]);
+    assert_eq!(of("cut"), ["failed"]);
+    assert_eq!(of("garbage"), ["failed"]);
+}
