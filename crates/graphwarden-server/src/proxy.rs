@@ -1728,11 +1728,15 @@ impl Worker {
             }
         }
         let parsed = usage_cache::usage_found(&usage_found, &parts_out.headers);
-        let is_json = content_type
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                contains_ignoring_case(ct, "json") || contains_ignoring_case(ct, "javascript")
-            });
+        // (Whether the answer is JSON matters only when a stored token may be in it.)
+        let is_json = || {
+            content_type
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| {
+                    contains_ignoring_case(ct, "json") || contains_ignoring_case(ct, "javascript")
+                })
+        };
+        let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json());
         let usage = &parsed.usage;
         // What the call itself was about, for the pacer (batch items have their own).
         let call_subject = subject(
@@ -1742,7 +1746,6 @@ impl Worker {
             info.use_case,
         );
         strip_found(&mut parts_out.headers, hop);
-        let read = status >= 400 || items.is_some() || (id.injected.is_some() && is_json);
         let mut records = Vec::with_capacity(items.as_ref().map_or(1, Vec::len));
         // The record armed for an abort becomes the call's record: taken when the answer
         // streams on from here (nothing awaits before `respond` takes over), copied when it
