@@ -12,7 +12,8 @@
 # The stub is bench/proxy.sh's (nginx-light, 2 workers, `{"id":"1","name":"bench"}` with usage
 # headers at low percentages); every run is `wrk -t2 -c$CONNS -d$DURATION`s against
 # `GET /v26.0/me?access_token=EAAbench123` (a token no inventory knows: passed through). CPU per
-# request is the proxy process's utime+stime delta over the requests wrk counted.
+# request is the proxy process's utime+stime delta over the requests wrk counted (printed also
+# as user+system, apart).
 #
 # Knobs: ROUNDS (6), DURATION (6), CONNS (64), REC (false: graphwarden's `proxy.record`), BARE
 # (0). About ROUNDS × binaries × (DURATION + 1) s. Loopback only; stops only what it started.
