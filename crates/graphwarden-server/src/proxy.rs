@@ -1594,9 +1594,9 @@ impl Worker {
             }
         };
         strip_found(&mut parts.headers, seen.hop);
-        // Only those there are: a removal looks its name up.
+        // Only those there are: a removal looks its name up. (`Host`, the proxy's own address,
+        // is replaced with Graph's on the way out.)
         for (name, present) in [
-            (&header::HOST, seen.host),
             (&header::ACCEPT_ENCODING, seen.accept_encoding),
             (&KEY_HEADER, seen.key),
             (&TOKEN_HEADER, seen.alias),

@@ -179,7 +179,12 @@ impl Conn {
             {
                 continue;
             }
-            has_host |= name == header::HOST;
+            if name == header::HOST {
+                if host.is_some() {
+                    continue; // the caller's (the proxy's own address): Graph's goes instead
+                }
+                has_host = true;
+            }
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
@@ -361,11 +366,24 @@ fn parse_head(data: &Bytes, to_head: bool) -> Result<Option<Head>, Error> {
                 .map(<[u8]>::trim_ascii)
                 .rfind(|c| !c.is_empty())
                 .map(|c| c.eq_ignore_ascii_case(b"chunked"));
+            // This connection's framing, undone here: not part of the answer passed on.
+            continue;
         } else if name == header::CONNECTION {
+            let mut names_headers = false;
             for option in line.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep |= option.eq_ignore_ascii_case(b"keep-alive");
+                let c = option.eq_ignore_ascii_case(b"close");
+                let k = option.eq_ignore_ascii_case(b"keep-alive");
+                close |= c;
+                keep |= k;
+                names_headers |= !(c || k || option.is_empty());
             }
+            // Options of this connection only (the usual `keep-alive`): not passed on. One
+            // that names headers stays, for the proxy to take those out with it.
+            if !names_headers {
+                continue;
+            }
+        } else if line.name.eq_ignore_ascii_case("keep-alive") {
+            continue; // this connection's parameters
         }
         let value = HeaderValue::from_maybe_shared(data.slice_ref(line.value))
             .map_err(|_| Error::Invalid("a header value"))?;
@@ -622,6 +640,21 @@ mod tests {
         assert_eq!(f, Framing::Length(12));
         assert!(keep);
         assert_eq!(h.headers()["x-app-usage"], "{\"call_count\":1}");
+        // This connection's own headers are not part of the answer; a Connection header that
+        // names others stays, for the proxy to strip those with it.
+        let (h, _, keep, _) = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert!(keep);
+        assert_eq!(h.headers().len(), 1, "{:?}", h.headers());
+        let (h, _, _, _) = head(
+            "HTTP/1.1 200 OK\r\nConnection: x-a, keep-alive\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.headers()["connection"], "x-a, keep-alive");
         // Transfer-Encoding wins over Content-Length.
         let (_, f, _, _) = head(
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: gzip, chunked\r\n\r\n",

@@ -134,6 +134,8 @@ impl Upstream {
             Self::Pool(pool) => pool.send(req).await,
             Self::Client(client) => {
                 let mut req = req.map(Outgoing::into_body);
+                // Graph's host, from the URI (the caller's named the proxy).
+                req.headers_mut().remove(header::HOST);
                 let (client, origin) = &**client;
                 if req.uri().scheme().is_none() {
                     let mut parts = std::mem::take(req.uri_mut()).into_parts();
@@ -303,9 +305,8 @@ impl Pool {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         }
         *req.uri_mut() = Uri::from_parts(parts).map_err(|_| Failure::Broken)?;
-        if let Some(host) = &self.host
-            && !req.headers().contains_key(header::HOST)
-        {
+        // Graph's host, not the caller's (which named the proxy).
+        if let Some(host) = &self.host {
             req.headers_mut().insert(header::HOST, host.clone());
         }
         let mut sender = self.sender().await?;
