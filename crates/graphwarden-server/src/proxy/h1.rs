@@ -15,7 +15,11 @@
 //! Message framing follows RFC 9112 §6: no body for `HEAD`, 1xx, 204 and 304; chunked when
 //! the last transfer coding is `chunked` (trailers read and dropped); else `Content-Length`
 //! (several values must agree); else until the connection closes. A connection is reused only
-//! when its answer was read exactly to its end, HTTP/1.1 without `Connection: close`.
+//! when its answer was read exactly to its end, HTTP/1.1 without `Connection: close`. The
+//! headers that are this connection's own (`Transfer-Encoding`, `Keep-Alive`, a `Connection`
+//! holding only options) are left out of the answer as it is parsed; a `Connection` that
+//! names other headers stays, for the proxy to strip those with it. The caller's `Host` (the
+//! proxy's address) is replaced with Graph's.
 
 use std::pin::Pin;
 use std::sync::Arc;
