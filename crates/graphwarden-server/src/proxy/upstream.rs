@@ -193,12 +193,7 @@ impl Pool {
                 return Ok(sender);
             }
         }
-        let io = self
-            .connector
-            .clone()
-            .call(self.origin.clone())
-            .await
-            .map_err(|_| Failure::Connect)?;
+        let io = self.connect().await?.into_inner();
         // A call's head and body in one buffer, not a vectored write (see the server's).
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .writev(false)
@@ -213,6 +208,7 @@ impl Pool {
         Ok(sender)
     }
 
+    /// A new connection to Graph (TLS for `https://`).
     async fn connect(&self) -> Result<h1::Io, Failure> {
         let io = self
             .connector

@@ -1062,6 +1062,22 @@ async fn answers_in_every_http1_framing_reach_the_caller_and_connections_are_reu
     assert_eq!(body["body"], posted.body.len());
     let before = accepted.load(Ordering::SeqCst);
     assert_eq!(before, 1, "the POST went on the same connection");
+    // An upload the proxy does not read streams through (hyper's client connection).
+    let upload = vec![b'u'; 20_000];
+    let r = d
+        .http
+        .post(format!(
+            "{}/v26.0/act_1/adimages?access_token=EAAnotstored",
+            p.url
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["body"], upload.len(), "{body}");
+    assert_eq!(seen.lock().unwrap().last().unwrap().body, upload);
 
     // An answer delimited by its connection's end: whole, and that connection never reused.
     let (status, _, body) = get(&d.http, &url("close")).await;
