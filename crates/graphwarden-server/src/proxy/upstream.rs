@@ -11,8 +11,8 @@
 //! A call whose body is in hand (all but uploads streamed through) is written and answered by
 //! the calling task itself on one of these connections ([`super::h1`]); a connection Graph
 //! closed while it sat idle is noticed before it is used (or as the call is written, and then
-//! the call goes on another), never by sending a call twice. A call streaming its body goes through one of hyper's client connections
-//! (a task each), kept in a pool of their own.
+//! the call goes on another), never by sending a call twice. A call streaming its body goes
+//! through one of hyper's client connections (a task each), kept in a pool of their own.
 //!
 //! With `proxy.http2` the worker uses `hyper_util`'s pooled client instead, which offers
 //! HTTP/2 by ALPN and multiplexes calls over one TLS connection when Graph accepts it.

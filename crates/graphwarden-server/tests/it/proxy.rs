@@ -1087,13 +1087,24 @@ async fn answers_in_every_http1_framing_reach_the_caller_and_connections_are_reu
         "{body}"
     );
     // A connection Graph closed after its answer, as it closes idle ones: the next call goes on
-    // a fresh connection, sent once.
+    // a fresh connection, sent once. A POST, which the proxy never retries: sent on the closed
+    // connection it would fail.
     let (status, _, _) = get(&d.http, &url("idle-close")).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let calls_before = seen.lock().unwrap().len();
-    let (status, _, body) = get(&d.http, &url("me")).await;
+    let r = d
+        .http
+        .post(format!("{}/v26.0/act_1/campaigns", p.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("access_token=EAAnotstored&name=after-idle")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["method"], "POST");
     assert_eq!(
         seen.lock().unwrap().len(),
         calls_before + 1,
