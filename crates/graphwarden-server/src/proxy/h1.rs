@@ -21,6 +21,7 @@
 //! names other headers stays, for the proxy to strip those with it. The caller's `Host` (the
 //! proxy's address) is replaced with Graph's.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -323,11 +324,91 @@ enum Head {
     Final(usize, Response<()>, Framing, bool),
 }
 
+/// A header value as read, sharing the read buffer (checked as `HeaderValue` requires).
+fn shared_value(raw: &[u8], data: &Bytes) -> Result<HeaderValue, Error> {
+    HeaderValue::from_maybe_shared(data.slice_ref(raw))
+        .map_err(|_| Error::Invalid("a header value"))
+}
+
+/// The most distinct header lines remembered per thread, and the longest value kept.
+const SEEN_LINES: usize = 64;
+const SEEN_VALUE: usize = 512;
+
+thread_local! {
+    /// The header lines of the answers lately read on this thread, parsed. Graph's answers
+    /// repeat most of their lines (content type, caching, CORS, version, often the usage
+    /// headers), in the same order: a line seen before is a comparison of its bytes and a
+    /// shared copy, instead of checking the name and value byte by byte and allocating a
+    /// custom name. Each worker has its thread.
+    static SEEN: std::cell::RefCell<Seen> = const { std::cell::RefCell::new(Seen { lines: Vec::new() }) };
+}
+
+struct Seen {
+    lines: Vec<SeenLine>,
+}
+
+struct SeenLine {
+    /// The name as it came (case kept): compared as bytes.
+    raw: Box<[u8]>,
+    name: HeaderName,
+    /// The value last kept (an owned copy: it holds no read buffer).
+    value: Option<HeaderValue>,
+    /// Answers in a row whose value differed; a value that changes on every answer (a
+    /// trace id, the date) is copied only now and then.
+    misses: u8,
+}
+
+impl Seen {
+    /// The line named `raw`, looked for at the position it holds in this answer first.
+    fn find(&mut self, at: usize, raw: &[u8]) -> Option<&mut SeenLine> {
+        let i = match self.lines.get(at) {
+            Some(l) if *l.raw == *raw => at,
+            _ => self.lines.iter().position(|l| *l.raw == *raw)?,
+        };
+        self.lines.get_mut(i)
+    }
+
+    /// Remember a name not seen before (all of them forgotten when too many were seen).
+    fn learn(&mut self, raw: &[u8], name: &HeaderName) -> Option<&mut SeenLine> {
+        if self.lines.len() >= SEEN_LINES {
+            self.lines.clear();
+        }
+        self.lines.push(SeenLine {
+            raw: raw.into(),
+            name: name.clone(),
+            value: None,
+            misses: 0,
+        });
+        self.lines.last_mut()
+    }
+}
+
+impl SeenLine {
+    fn value(&mut self, raw: &[u8], data: &Bytes) -> Result<HeaderValue, Error> {
+        if let Some(v) = &self.value
+            && v.as_bytes() == raw
+        {
+            self.misses = 0;
+            return Ok(v.clone());
+        }
+        let fresh = shared_value(raw, data)?;
+        self.misses = self.misses.wrapping_add(1);
+        if self.misses <= 2 && raw.len() <= SEEN_VALUE {
+            self.value = HeaderValue::from_bytes(raw).ok();
+        }
+        Ok(fresh)
+    }
+}
+
 /// Parse an answer's head at the start of `data`; `None` while it is incomplete.
 fn parse_head(data: &Bytes, to_head: bool) -> Result<Option<Head>, Error> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut lines);
-    let len = match parsed.parse(data) {
+    let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        data,
+        &mut lines,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -351,48 +432,60 @@ fn parse_head(data: &Bytes, to_head: bool) -> Result<Option<Head>, Error> {
     let mut length: Option<u64> = None;
     let mut chunked = None;
     let (mut close, mut keep) = (false, false);
-    for line in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes())
-            .map_err(|_| Error::Invalid("a header name"))?;
-        if name == header::CONTENT_LENGTH {
-            for part in line.value.split(|&b| b == b',') {
-                let n = decimal(part.trim_ascii()).ok_or(Error::Invalid("Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Error::Invalid("Content-Length values that disagree"));
+    SEEN.with_borrow_mut(|seen| -> Result<(), Error> {
+        for (at, line) in parsed.headers.iter().enumerate() {
+            let mut known = seen.find(at, line.name.as_bytes());
+            let name = match &known {
+                Some(l) => l.name.clone(),
+                None => HeaderName::from_bytes(line.name.as_bytes())
+                    .map_err(|_| Error::Invalid("a header name"))?,
+            };
+            if name == header::CONTENT_LENGTH {
+                for part in line.value.split(|&b| b == b',') {
+                    let n = decimal(part.trim_ascii()).ok_or(Error::Invalid("Content-Length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(Error::Invalid("Content-Length values that disagree"));
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
-            }
-        } else if name == header::TRANSFER_ENCODING {
-            // Only the last coding counts; an earlier header's last one is not last.
-            chunked = line
-                .value
-                .split(|&b| b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|c| !c.is_empty())
-                .map(|c| c.eq_ignore_ascii_case(b"chunked"));
-            // This connection's framing, undone here: not part of the answer passed on.
-            continue;
-        } else if name == header::CONNECTION {
-            let mut names_headers = false;
-            for option in line.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                let c = option.eq_ignore_ascii_case(b"close");
-                let k = option.eq_ignore_ascii_case(b"keep-alive");
-                close |= c;
-                keep |= k;
-                names_headers |= !(c || k || option.is_empty());
-            }
-            // Options of this connection only (the usual `keep-alive`): not passed on. One
-            // that names headers stays, for the proxy to take those out with it.
-            if !names_headers {
+            } else if name == header::TRANSFER_ENCODING {
+                // Only the last coding counts; an earlier header's last one is not last.
+                chunked = line
+                    .value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|c| !c.is_empty())
+                    .map(|c| c.eq_ignore_ascii_case(b"chunked"));
+                // This connection's framing, undone here: not part of the answer passed on.
                 continue;
+            } else if name == header::CONNECTION {
+                let mut names_headers = false;
+                for option in line.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    let c = option.eq_ignore_ascii_case(b"close");
+                    let k = option.eq_ignore_ascii_case(b"keep-alive");
+                    close |= c;
+                    keep |= k;
+                    names_headers |= !(c || k || option.is_empty());
+                }
+                // Options of this connection only (the usual `keep-alive`): not passed on.
+                // One that names headers stays, for the proxy to take those out with it.
+                if !names_headers {
+                    continue;
+                }
+            } else if line.name.eq_ignore_ascii_case("keep-alive") {
+                continue; // this connection's parameters
             }
-        } else if line.name.eq_ignore_ascii_case("keep-alive") {
-            continue; // this connection's parameters
+            if known.is_none() {
+                known = seen.learn(line.name.as_bytes(), &name);
+            }
+            let value = match known {
+                Some(l) => l.value(line.value, data)?,
+                None => shared_value(line.value, data)?,
+            };
+            map.append(name, value);
         }
-        let value = HeaderValue::from_maybe_shared(data.slice_ref(line.value))
-            .map_err(|_| Error::Invalid("a header value"))?;
-        map.append(name, value);
-    }
+        Ok(())
+    })?;
     let framing =
         if to_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Empty
@@ -725,6 +818,51 @@ mod tests {
         ));
         let data = Bytes::from_static(b"HTTP/1.1 200 OK\r\ncontent-le");
         assert!(matches!(parse_head(&data, false), Ok(None)));
+    }
+
+    #[test]
+    fn lines_seen_before_read_as_they_came_whatever_changed() {
+        let text = |trace: &str, usage: &str, order: bool| {
+            let (a, b) = (
+                format!("X-FB-Trace-Id: {trace}\r\n"),
+                format!("x-app-usage: {usage}\r\n"),
+            );
+            let (first, second) = if order { (a, b) } else { (b, a) };
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{first}{second}Content-Length: 0\r\n\r\n"
+            )
+        };
+        // Values that repeat, values that change on every answer (past the few copies kept),
+        // lines in another order, a name first seen late.
+        for i in 0..300 {
+            let trace = format!("trace-{i}");
+            let usage = if i % 7 == 0 {
+                "{\"call_count\":2}"
+            } else {
+                "{\"call_count\":1}"
+            };
+            let (h, f, ..) = head(&text(&trace, usage, i % 3 != 0), false).unwrap();
+            assert_eq!(f, Framing::Length(0));
+            let names: Vec<&str> = h.headers().keys().map(HeaderName::as_str).collect();
+            assert_eq!(names.len(), 4, "{names:?}");
+            assert_eq!(h.headers()["content-type"], "application/json");
+            assert_eq!(h.headers()["x-fb-trace-id"], trace.as_str());
+            assert_eq!(h.headers()["x-app-usage"], usage);
+            assert_eq!(h.headers()["content-length"], "0");
+        }
+        // A bad value is refused though the name is known; a line seen before with a bad
+        // value does not make it good.
+        assert!(head(&text("bad\u{7f}", "1", true), false).is_err());
+        assert!(head(&text("bad\u{7f}", "1", true), false).is_err());
+        // More distinct names than are remembered: all still read.
+        for i in 0..(2 * SEEN_LINES) {
+            let (h, ..) = head(&format!("HTTP/1.1 200 OK\r\nx-n{i}: v{i}\r\n\r\n"), false).unwrap();
+            assert_eq!(
+                h.headers()[format!("x-n{i}").as_str()],
+                format!("v{i}").as_str()
+            );
+        }
+        SEEN.with_borrow(|s| assert!(s.lines.len() <= SEEN_LINES));
     }
 
     #[test]
