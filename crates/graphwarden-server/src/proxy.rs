@@ -1654,7 +1654,10 @@ impl Worker {
             };
             match self
                 .watchdog
-                .limit(self.config.upstream_timeout, self.client.send(upstream))
+                .limit(
+                    self.config.upstream_timeout,
+                    std::pin::pin!(self.client.send(upstream)),
+                )
                 .await
             {
                 Ok(Ok(response)) => {

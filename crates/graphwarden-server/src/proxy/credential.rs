@@ -198,7 +198,9 @@ impl Credentials {
         {
             return c.value.clone().ok_or(CredentialError::BadKey);
         }
-        let key = inventory.verify_api_key(presented).await?;
+        // (The inventory's futures are large and rarely run: boxed, so that every call's own
+        // future stays small.)
+        let key = Box::pin(inventory.verify_api_key(presented)).await?;
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() >= MAX_ENTRIES {
                 keys.clear();
@@ -240,7 +242,7 @@ impl Credentials {
         {
             return Ok(std::sync::Arc::clone(&c.value));
         }
-        let (token, secret) = match inventory.token_with_secret(&alias).await {
+        let (token, secret) = match Box::pin(inventory.token_with_secret(&alias)).await {
             Ok(found) => found,
             Err(StoreError::NotFound { .. }) => {
                 return Err(CredentialError::UnknownAlias(alias.to_string()));
@@ -248,7 +250,7 @@ impl Credentials {
             Err(e) => return Err(e.into()),
         };
         let secret = secret?;
-        let app_secret = inventory.app_secret(&token.app_id).await.ok();
+        let app_secret = Box::pin(inventory.app_secret(&token.app_id)).await.ok();
         let fingerprint = inventory.token_fingerprint(secret.expose_secret())?;
         let value = std::sync::Arc::new(Stored {
             alias: token.alias.clone(),
@@ -296,7 +298,9 @@ impl Credentials {
         if let Some(value) = here {
             return Ok(value);
         }
-        let (value, at) = self.known_shared(inventory, token, hash).await?;
+        // Boxed: the inventory's futures are large, and each call's future would hold room
+        // for them.
+        let (value, at) = Box::pin(self.known_shared(inventory, token, hash)).await?;
         let copy = Arc::new(value.unshared());
         KNOWN_HERE.with(|k| {
             let mut k = k.borrow_mut();

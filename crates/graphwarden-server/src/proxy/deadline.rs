@@ -9,6 +9,7 @@
 //! never cut short, and kept to within two ticks late.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -131,8 +132,14 @@ impl Watchdog {
     }
 
     /// `fut`, unless it is still not done after `limit` (up to two [`TICK`]s later). The ticker
-    /// ([`Watchdog::run`]) must run for a limit to be kept.
-    pub async fn limit<F: Future>(&self, limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    /// ([`Watchdog::run`]) must run for a limit to be kept. `fut` is pinned by the caller: a
+    /// future taken by value would be held twice in this one's state (as the argument and
+    /// pinned), and a call to Graph's future is kilobytes.
+    pub async fn limit<F: Future>(
+        &self,
+        limit: Duration,
+        mut fut: Pin<&mut F>,
+    ) -> Result<F::Output, Elapsed> {
         struct Registration<'a> {
             dog: &'a Watchdog,
             slot: Option<usize>,
@@ -144,7 +151,6 @@ impl Watchdog {
                 }
             }
         }
-        let mut fut = std::pin::pin!(fut);
         let mut registration = Registration {
             dog: self,
             slot: None,
@@ -178,17 +184,24 @@ mod tests {
         let ticker = tokio::spawn(Arc::clone(&dog).run());
         // Done in time.
         let quick = dog
-            .limit(Duration::from_secs(5), async {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                7
-            })
+            .limit(
+                Duration::from_secs(5),
+                std::pin::pin!(async {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    7
+                }),
+            )
             .await;
         assert_eq!(quick, Ok(7));
         // Ready at once: nothing is noted.
-        assert_eq!(dog.limit(Duration::ZERO, async { 1 }).await, Ok(1));
+        assert_eq!(
+            dog.limit(Duration::ZERO, std::pin::pin!(async { 1 })).await,
+            Ok(1)
+        );
         // Overdue: cut off, within a tick of its limit.
         let watch = Stopwatch::start();
-        let slow = dog.limit(Duration::from_millis(50), std::future::pending::<()>());
+        let never = std::pin::pin!(std::future::pending::<()>());
+        let slow = dog.limit(Duration::from_millis(50), never);
         assert_eq!(slow.await, Err(Elapsed));
         let took = watch.elapsed();
         assert!(took >= Duration::from_millis(50), "{took:?}");
@@ -197,7 +210,9 @@ mod tests {
         for wait_ms in [0, 30, 70] {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             let watch = Stopwatch::start();
-            let r = dog.limit(TICK, std::future::pending::<()>()).await;
+            let r = dog
+                .limit(TICK, std::pin::pin!(std::future::pending::<()>()))
+                .await;
             assert_eq!(r, Err(Elapsed));
             let took = watch.elapsed();
             assert!(took >= TICK, "{took:?}");
@@ -206,9 +221,12 @@ mod tests {
         // Every slot was given back, and slots are reused.
         for _ in 0..3 {
             let _ = dog
-                .limit(Duration::from_secs(5), async {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                })
+                .limit(
+                    Duration::from_secs(5),
+                    std::pin::pin!(async {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }),
+                )
                 .await;
         }
         {
