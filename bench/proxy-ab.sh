@@ -9,8 +9,8 @@
 # on this VM, more than most single changes. Paired runs minutes apart, the order rotating each
 # round, show a change of 2–3 % when most pairs agree. Compare pairs, not the extremes.
 #
-# The stub is bench/proxy.sh's (nginx-light, 2 workers, `{"id":"1","name":"bench"}` with usage
-# headers at low percentages); every run is `wrk -t2 -c$CONNS -d$DURATION`s against
+# The stub is bench/proxy.sh's (nginx-light, 2 workers, `reuseport`, `{"id":"1","name":"bench"}`
+# with usage headers at low percentages); every run is `wrk -t2 -c$CONNS -d$DURATION`s against
 # `GET /v26.0/me?access_token=EAAbench123` (a token no inventory knows: passed through). CPU per
 # request is the proxy process's utime+stime delta over the requests wrk counted (printed also
 # as user+system, apart).
@@ -68,7 +68,7 @@ http {
     uwsgi_temp_path $WORK/stub/tmp/uwsgi;
     scgi_temp_path $WORK/stub/tmp/scgi;
     server {
-        listen 127.0.0.1:$STUB_PORT backlog=4096;
+        listen 127.0.0.1:$STUB_PORT backlog=4096 reuseport;
         location / {
             default_type application/json;
             add_header x-app-usage '{"call_count":10,"total_time":5,"total_cputime":5}' always;

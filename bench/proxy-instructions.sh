@@ -63,7 +63,7 @@ http {
     fastcgi_temp_path $WORK/stub/tmp/fastcgi; uwsgi_temp_path $WORK/stub/tmp/uwsgi;
     scgi_temp_path $WORK/stub/tmp/scgi;
     server {
-        listen 127.0.0.1:$STUB_PORT backlog=4096;
+        listen 127.0.0.1:$STUB_PORT backlog=4096 reuseport;
         location / {
             default_type application/json;
             add_header x-app-usage '{"call_count":10,"total_time":5,"total_cputime":5}' always;
