@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,7 +118,8 @@ pub struct Credentials {
     /// token seen before is found without computing its HMAC fingerprint again; the token is
     /// not kept.
     known: Mutex<HashMap<TokenHash, Cached<std::sync::Arc<Known>>, AlreadyHashed>>,
-    token_hash: (std::hash::RandomState, std::hash::RandomState),
+    /// The keys of the tokens' hash, random per process.
+    token_hash: (u64, u64),
     /// This cache among the others in the process (tests run several), for the per-thread
     /// copies of `known`.
     id: u64,
@@ -179,7 +179,7 @@ impl Credentials {
             keys: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::default()),
-            token_hash: (std::hash::RandomState::new(), std::hash::RandomState::new()),
+            token_hash: (rand::random(), rand::random()),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
         }
@@ -275,6 +275,17 @@ impl Credentials {
         Ok(value)
     }
 
+    /// A keyed 128-bit hash of `token`: SipHash-1-3 (as std's maps use), one pass for both
+    /// halves.
+    fn hash(&self, token: &str) -> TokenHash {
+        use siphasher::sip128::Hasher128;
+        let mut h =
+            siphasher::sip128::SipHasher13::new_with_keys(self.token_hash.0, self.token_hash.1);
+        std::hash::Hasher::write(&mut h, token.as_bytes());
+        let h = h.finish128();
+        (h.h1, h.h2)
+    }
+
     /// What the inventory knows of a token a caller sent itself. Each thread keeps copies of
     /// the tokens it looked up lately, so the usual call (a token seen within `ttl`) takes no
     /// lock and writes no memory another thread writes.
@@ -283,10 +294,7 @@ impl Credentials {
         inventory: &Inventory,
         token: &str,
     ) -> Result<std::sync::Arc<Known>, CredentialError> {
-        let hash = (
-            self.token_hash.0.hash_one(token),
-            self.token_hash.1.hash_one(token),
-        );
+        let hash = self.hash(token);
         let generation = self.generation.load(Ordering::Acquire);
         let here = KNOWN_HERE.with(|k| {
             k.borrow()
