@@ -369,17 +369,18 @@ impl Seen {
     }
 
     /// Remember a name not seen before (all of them forgotten when too many were seen).
-    fn learn(&mut self, raw: &[u8], name: &HeaderName) -> Option<&mut SeenLine> {
+    fn learn(&mut self, raw: &[u8], name: HeaderName) -> &mut SeenLine {
         if self.lines.len() >= SEEN_LINES {
             self.lines.clear();
         }
+        let at = self.lines.len();
         self.lines.push(SeenLine {
             raw: raw.into(),
-            name: name.clone(),
+            name,
             value: None,
             misses: 0,
         });
-        self.lines.last_mut()
+        &mut self.lines[at]
     }
 }
 
@@ -434,12 +435,17 @@ fn parse_head(data: &Bytes, to_head: bool) -> Result<Option<Head>, Error> {
     let (mut close, mut keep) = (false, false);
     SEEN.with_borrow_mut(|seen| -> Result<(), Error> {
         for (at, line) in parsed.headers.iter().enumerate() {
-            let mut known = seen.find(at, line.name.as_bytes());
-            let name = match &known {
-                Some(l) => l.name.clone(),
-                None => HeaderName::from_bytes(line.name.as_bytes())
-                    .map_err(|_| Error::Invalid("a header name"))?,
+            // (Connection and framing lines are remembered too, though never passed on: a
+            // name not remembered is looked for in every line remembered.)
+            let known = match seen.find(at, line.name.as_bytes()) {
+                Some(l) => l,
+                None => {
+                    let name = HeaderName::from_bytes(line.name.as_bytes())
+                        .map_err(|_| Error::Invalid("a header name"))?;
+                    seen.learn(line.name.as_bytes(), name)
+                }
             };
+            let name = known.name.clone();
             if name == header::CONTENT_LENGTH {
                 for part in line.value.split(|&b| b == b',') {
                     let n = decimal(part.trim_ascii()).ok_or(Error::Invalid("Content-Length"))?;
@@ -475,13 +481,7 @@ fn parse_head(data: &Bytes, to_head: bool) -> Result<Option<Head>, Error> {
             } else if line.name.eq_ignore_ascii_case("keep-alive") {
                 continue; // this connection's parameters
             }
-            if known.is_none() {
-                known = seen.learn(line.name.as_bytes(), &name);
-            }
-            let value = match known {
-                Some(l) => l.value(line.value, data)?,
-                None => shared_value(line.value, data)?,
-            };
+            let value = known.value(line.value, data)?;
             map.append(name, value);
         }
         Ok(())
