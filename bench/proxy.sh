@@ -9,7 +9,7 @@
 # requests that reached the upstream. Its listener is `reuseport` (one accept queue per worker):
 # without it the kernel may hand one stub worker twice the kept-alive connections of the other,
 # and which proxy instance got the lopsided share showed as up to 7 % of CPU per request between
-# three runs of the same binary (3 % with `reuseport`).
+# three instances of the same binary (under 2 % with `reuseport`).
 #
 # Configurations, each its own process and port, all sent `GET /v26.0/me?access_token=EAAbench123`
 # (a token the inventory does not know: it is passed through, nothing is injected):

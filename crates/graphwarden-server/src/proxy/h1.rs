@@ -850,8 +850,20 @@ mod tests {
             assert_eq!(h.headers()["x-app-usage"], usage);
             assert_eq!(h.headers()["content-length"], "0");
         }
-        // A bad value is refused though the name is known; a line seen before with a bad
-        // value does not make it good.
+        // What the thread remembers: a value that repeated is kept (and taken as it was), one
+        // that changed on every answer is no longer copied after its first misses.
+        SEEN.with_borrow(|s| {
+            let line = |raw: &[u8]| s.lines.iter().find(|l| *l.raw == *raw).unwrap();
+            let ct = line(b"Content-Type");
+            assert_eq!(ct.misses, 0);
+            assert_eq!(ct.value.as_ref().unwrap(), "application/json");
+            let trace = line(b"X-FB-Trace-Id");
+            assert!(trace.misses > 2);
+            // (Copied while its count of misses, a byte, is at most 2: at the first answers,
+            // then at answers 255 to 257 as the count wraps.)
+            assert_eq!(trace.value.as_ref().unwrap(), "trace-257");
+        });
+        // A bad value is refused though its name is remembered, the first time and again.
         assert!(head(&text("bad\u{7f}", "1", true), false).is_err());
         assert!(head(&text("bad\u{7f}", "1", true), false).is_err());
         // More distinct names than are remembered: all still read.
