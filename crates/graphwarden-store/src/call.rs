@@ -31,6 +31,24 @@ pub struct Rollup {
     pub max_usage_pct: f64,
 }
 
+/// Whether two texts are equal, by where they are first: records share their text
+/// (`Arc<str>`), so the same place is the same text without comparing its bytes.
+fn same(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+}
+
+type RollupKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
+
+fn same_key(a: &RollupKey<'_>, b: &RollupKey<'_>) -> bool {
+    a.0 == b.0
+        && a.6 == b.6
+        && same(a.1, b.1)
+        && same(a.2, b.2)
+        && same(a.3, b.3)
+        && same(a.4, b.4)
+        && same(a.5, b.5)
+}
+
 impl Rollup {
     /// The row one call adds to.
     pub fn of(call: &CallRecord) -> Self {
@@ -52,13 +70,12 @@ impl Rollup {
     /// Fold `calls` into as few rows as they make.
     pub fn fold(calls: &[CallRecord]) -> Vec<Self> {
         // Keyed by borrowed fields: a call adding to a row seen already allocates nothing.
-        type Borrowed<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, i64);
-        let mut index: std::collections::HashMap<Borrowed<'_>, usize> =
+        let mut index: std::collections::HashMap<RollupKey<'_>, usize> =
             std::collections::HashMap::new();
         let mut out: Vec<Self> = Vec::new();
         // Calls in a row usually add to the same rollup: the previous call's is tried first,
-        // without hashing the key.
-        let mut last: Option<(Borrowed<'_>, usize)> = None;
+        // without hashing the key, and its texts by their places before their bytes.
+        let mut last: Option<(RollupKey<'_>, usize)> = None;
         for call in calls {
             let key = (
                 call.at_ms - call.at_ms.rem_euclid(60_000),
@@ -70,7 +87,7 @@ impl Rollup {
                 call.error_code.unwrap_or(0),
             );
             let found = match last {
-                Some((k, i)) if k == key => Some(i),
+                Some((k, i)) if same_key(&k, &key) => Some(i),
                 _ => index.get(&key).copied(),
             };
             match found {
@@ -209,5 +226,29 @@ mod tests {
             rows.iter()
                 .any(|r| r.error_code == 4 && r.minute_ms == 60_000)
         );
+    }
+
+    #[test]
+    fn shared_and_copied_text_fold_alike() {
+        // The proxy's records share their text; the same text from elsewhere is the same key.
+        let shared = call(60_000, "a", None);
+        let copy = call(60_500, "a", None);
+        let other = CallRecord {
+            path: "/{version}/me/adaccounts".into(),
+            ..call(61_000, "a", None)
+        };
+        let rows = Rollup::fold(&[shared.clone(), shared.clone(), copy, other, shared]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.path == "/{version}/me")
+                .unwrap()
+                .calls,
+            4
+        );
+        // The same start is not the same text when the lengths differ.
+        let text = "/{version}/me/adaccounts";
+        assert!(!same(&text[..13], text));
+        assert!(same(&text[..13], "/{version}/me"));
     }
 }

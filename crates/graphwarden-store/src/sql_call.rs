@@ -29,6 +29,7 @@ macro_rules! impl_call_store {
                 static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
                 let all = SQL.get_or_init(|| {
                     let columns = ROW_COLUMNS.split(',').count();
+                    debug_assert_eq!(columns, ROW_BINDS, "`add_row` binds every column");
                     CHUNKS
                         .iter()
                         .map(|&rows| {
@@ -45,6 +46,32 @@ macro_rules! impl_call_store {
                         .collect()
                 });
                 all.get(i).map_or("", String::as_str)
+            }
+
+            /// Binds per row of `call_rows` (the columns of `ROW_COLUMNS`).
+            const ROW_BINDS: usize = 12;
+
+            /// One record's row, bound in `ROW_COLUMNS`' order.
+            fn add_row<'q>(
+                args: &mut <$db as sqlx::Database>::Arguments<'q>,
+                c: &'q CallRecord,
+                caller: i64,
+                kind: i64,
+                usage: Option<i64>,
+            ) -> std::result::Result<(), sqlx::error::BoxDynError> {
+                use sqlx::Arguments as _;
+                args.add(c.at_ms)?;
+                args.add(caller)?;
+                args.add(kind)?;
+                args.add(c.object_id.as_deref())?;
+                args.add(i64::from(c.http_status))?;
+                args.add(c.error_code)?;
+                args.add(c.error_subcode)?;
+                args.add(c.error_class.as_deref())?;
+                args.add(c.duration_us)?;
+                args.add(c.usage_pct)?;
+                args.add(usage)?;
+                args.add(c.batch_index.map(i64::from))
             }
 
             fn call_from_row(row: &DbRow) -> Result<CallRecord> {
@@ -265,25 +292,23 @@ macro_rules! impl_call_store {
                         };
                         let (chunk, after) = rest.split_at(CHUNKS[i]);
                         rest = after;
-                        // Borrowed binds: the batch's strings are not copied again here.
-                        let mut q = sqlx::query(insert_sql(i));
+                        // Borrowed binds: the batch's strings are not copied again here. The
+                        // arguments are sized once (bound one by one, their list would grow
+                        // and be copied a dozen times per statement).
+                        let mut args = <$db as sqlx::Database>::Arguments::<'_>::default();
+                        sqlx::Arguments::reserve(&mut args, chunk.len() * ROW_BINDS, chunk.len() * 64);
                         for c in chunk {
                             let usage = c.usage.as_deref().map(|u| usages.id(place(u), || u));
-                            q = q
-                                .bind(c.at_ms)
-                                .bind(callers.id(caller_place(c), || caller_of(c)))
-                                .bind(kinds.id(kind_place(c), || kind_of(c)))
-                                .bind(c.object_id.as_deref())
-                                .bind(i64::from(c.http_status))
-                                .bind(c.error_code)
-                                .bind(c.error_subcode)
-                                .bind(c.error_class.as_deref())
-                                .bind(c.duration_us)
-                                .bind(c.usage_pct)
-                                .bind(usage)
-                                .bind(c.batch_index.map(i64::from));
+                            add_row(
+                                &mut args,
+                                c,
+                                callers.id(caller_place(c), || caller_of(c)),
+                                kinds.id(kind_place(c), || kind_of(c)),
+                                usage,
+                            )
+                            .map_err(|e| StoreError::Database { detail: format!("a call record could not be bound: {e}") })?;
                         }
-                        q.execute(&mut *tx).await?;
+                        sqlx::query_with(insert_sql(i), args).execute(&mut *tx).await?;
                     }
                     for r in rollups {
                         sqlx::query(
