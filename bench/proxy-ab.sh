@@ -9,7 +9,7 @@
 # on this VM, more than most single changes. Paired runs minutes apart, the order rotating each
 # round, show a change of 2–3 % when most pairs agree. Compare pairs, not the extremes.
 #
-# The stub is bench/proxy.sh's (nginx-light, 2 workers, `reuseport`, `{"id":"1","name":"bench"}`
+# The stub is bench/lib.sh's, as in bench/proxy.sh (nginx-light, 2 workers, `reuseport`, `{"id":"1","name":"bench"}`
 # with usage headers at low percentages); every run is `wrk -t2 -c$CONNS -d$DURATION`s against
 # `GET /v26.0/me?access_token=EAAbench123` (a token no inventory knows: passed through). CPU per
 # request is the proxy process's utime+stime delta over the requests wrk counted (printed also
@@ -19,20 +19,19 @@
 # (0). About ROUNDS × binaries × (DURATION + 1) s. Loopback only; stops only what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-6}
 CONNS=${CONNS:-64}
 REC=${REC:-false}
 BARE=${BARE:-0}
-PATH_QUERY='/v26.0/me?access_token=EAAbench123'
+PATH_QUERY=$BENCH_PATH_QUERY
 (($# >= 2)) || { sed -n '2,18p' "$0" >&2; exit 2; }
-for tool in wrk:wrk nginx:nginx-light curl:curl python3:python3; do
-    cmd=${tool%%:*} pkg=${tool#*:}
-    command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] ||
-        { DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >/dev/null 2>&1 ||
-            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >/dev/null; }; }
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+need wrk wrk
+need nginx nginx-light
+need curl curl
+need python3 python3
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -47,41 +46,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 STUB_PORT=$(free_port)
-mkdir -p "$WORK/stub/tmp"
-cat >"$WORK/stub/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-master_process on;
-user root root;
-pid $WORK/stub/nginx.pid;
-error_log $WORK/stub/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $WORK/stub/tmp/body;
-    proxy_temp_path $WORK/stub/tmp/proxy;
-    fastcgi_temp_path $WORK/stub/tmp/fastcgi;
-    uwsgi_temp_path $WORK/stub/tmp/uwsgi;
-    scgi_temp_path $WORK/stub/tmp/scgi;
-    server {
-        listen 127.0.0.1:$STUB_PORT backlog=4096 reuseport;
-        location / {
-            default_type application/json;
-            add_header x-app-usage '{"call_count":10,"total_time":5,"total_cputime":5}' always;
-            add_header x-business-use-case-usage '{"1":[{"type":"ads_management","call_count":5,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}]}' always;
-            return 200 '{"id":"1","name":"bench"}';
-        }
-    }
-}
-EOF
-"$NGINX" -p "$WORK/stub" -e "$WORK/stub/error.log" -c "$WORK/stub/nginx.conf" >"$WORK/stub/out" 2>&1 &
-PIDS+=($!)
+stub_conf "$WORK/stub" "$STUB_PORT"
+start_nginx "$WORK/stub"
+PIDS+=("$NGINX_PID")
 STUB_URL="http://127.0.0.1:$STUB_PORT"
-for _ in $(seq 100); do curl -sf -o /dev/null "$STUB_URL/" && break; sleep 0.1; done
+wait_http "$STUB_URL/" || { cat "$WORK/stub/out" "$WORK/stub/error.log" >&2; echo "the stub did not start" >&2; exit 1; }
 
 declare -a URL PID NAME
 n=0
@@ -91,29 +61,23 @@ for bin in "$@"; do
     cp "$bin" "$dir/bin" # a copy: a rebuild cannot swap it mid-run
     if [[ "$BARE" == 1 ]]; then
         "$dir/bin" 127.0.0.1:0 "$STUB_URL" 2 >"$dir/out" 2>"$dir/err" &
-    else
-        "$dir/bin" --data-dir "$dir/data" init >"$dir/init" 2>&1 || { cat "$dir/init" >&2; exit 1; }
-        env GRAPHWARDEN_PROXY__UPSTREAM="$STUB_URL" GRAPHWARDEN_PROXY__RECORD="$REC" \
-            GRAPHWARDEN_SCHEDULER__ENABLED=false GRAPHWARDEN_ALERTS__ENABLED=false \
-            GRAPHWARDEN_LOG__LEVEL=warn \
-            "$dir/bin" --data-dir "$dir/data" serve --listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
-            >"$dir/out" 2>"$dir/err" &
-    fi
-    PID[n]=$!
-    PIDS+=("${PID[n]}")
-    NAME[n]=$bin
-    url=""
-    for _ in $(seq 300); do
-        if [[ "$BARE" == 1 ]]; then
+        PID[n]=$!
+        PIDS+=("${PID[n]}")
+        url=""
+        for _ in $(seq 300); do
             url=$(grep -o 'http://[0-9.:]*' "$dir/out" 2>/dev/null || true)
-        else
-            url=$(grep -o 'Graph proxy on http://[0-9.:]*' "$dir/out" 2>/dev/null | sed 's/^Graph proxy on //' || true)
-        fi
-        [[ -n "$url" ]] && break
-        kill -0 "${PID[n]}" 2>/dev/null || { cat "$dir/err" >&2; echo "$bin exited" >&2; exit 1; }
-        sleep 0.1
-    done
-    [[ -n "$url" ]] || { echo "$bin: no proxy address" >&2; exit 1; }
+            [[ -n "$url" ]] && break
+            kill -0 "${PID[n]}" 2>/dev/null || { cat "$dir/err" >&2; echo "$bin exited" >&2; exit 1; }
+            sleep 0.1
+        done
+        [[ -n "$url" ]] || { echo "$bin: no proxy address" >&2; exit 1; }
+    else
+        start_graphwarden "$dir/bin" "$dir" "$STUB_URL" "$REC" || exit 1
+        PID[n]=$GW_PID
+        PIDS+=("$GW_PID")
+        url=$(graphwarden_url "$dir" "$GW_PID") || exit 1
+    fi
+    NAME[n]=$bin
     [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url$PATH_QUERY")" == 200 ]] ||
         { echo "$bin does not answer 200" >&2; exit 1; }
     URL[n]=$url

@@ -17,16 +17,16 @@
 # the tree), KEEP_DUMPS (a directory to copy the callgrind dumps into, for callgrind_annotate). Prints "floor N", "gw-off N" and their difference, in instructions per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-4}
-PATH_QUERY='/v26.0/me?access_token=EAAbench123'
-for tool in valgrind:valgrind wrk:wrk nginx:nginx-light curl:curl python3:python3; do
-    cmd=${tool%%:*} pkg=${tool#*:}
-    command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] ||
-        { DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >/dev/null 2>&1 ||
-            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >/dev/null; }; }
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+PATH_QUERY=$BENCH_PATH_QUERY
+need valgrind valgrind
+need wrk wrk
+need nginx nginx-light
+need curl curl
+need python3 python3
 if [[ -z "${GW_BINARY:-}" ]]; then
     cargo build --quiet --release -p graphwarden
     GW_BINARY=target/release/graphwarden
@@ -49,34 +49,12 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 STUB_PORT=$(free_port)
-mkdir -p "$WORK/stub/tmp"
-cat >"$WORK/stub/nginx.conf" <<CONF
-worker_processes 2; daemon off; master_process on; user root root;
-pid $WORK/stub/nginx.pid; error_log $WORK/stub/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off; keepalive_requests 100000000; keepalive_timeout 75s;
-    client_body_temp_path $WORK/stub/tmp/body; proxy_temp_path $WORK/stub/tmp/proxy;
-    fastcgi_temp_path $WORK/stub/tmp/fastcgi; uwsgi_temp_path $WORK/stub/tmp/uwsgi;
-    scgi_temp_path $WORK/stub/tmp/scgi;
-    server {
-        listen 127.0.0.1:$STUB_PORT backlog=4096 reuseport;
-        location / {
-            default_type application/json;
-            add_header x-app-usage '{"call_count":10,"total_time":5,"total_cputime":5}' always;
-            add_header x-business-use-case-usage '{"1":[{"type":"ads_management","call_count":5,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}]}' always;
-            return 200 '{"id":"1","name":"bench"}';
-        }
-    }
-}
-CONF
-"$NGINX" -p "$WORK/stub" -e "$WORK/stub/error.log" -c "$WORK/stub/nginx.conf" >"$WORK/stub/out" 2>&1 &
-PIDS+=($!)
+stub_conf "$WORK/stub" "$STUB_PORT"
+start_nginx "$WORK/stub"
+PIDS+=("$NGINX_PID")
 STUB_URL=http://127.0.0.1:$STUB_PORT
-for _ in $(seq 50); do curl -sf -o /dev/null "$STUB_URL/" && break; sleep 0.1; done
+wait_http "$STUB_URL/" || { cat "$WORK/stub/out" "$WORK/stub/error.log" >&2; echo "the stub did not start" >&2; exit 1; }
 
 # measure NAME URL PID → instructions per request
 measure() {
@@ -102,21 +80,10 @@ PIDS+=("$BARE_PID")
 FLOOR=$(measure floor "http://127.0.0.1:$BARE_PORT" "$BARE_PID")
 kill "$BARE_PID"
 
-"$GW_BINARY" --data-dir "$WORK/data" init >/dev/null 2>&1
-env GRAPHWARDEN_PROXY__UPSTREAM="$STUB_URL" GRAPHWARDEN_PROXY__RECORD=false \
-    GRAPHWARDEN_SCHEDULER__ENABLED=false GRAPHWARDEN_ALERTS__ENABLED=false GRAPHWARDEN_LOG__LEVEL=warn \
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.gw-off.%p" \
-    "$GW_BINARY" --data-dir "$WORK/data" serve --listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
-    >"$WORK/gw.out" 2>"$WORK/gw.err" &
-GW_PID=$!
+start_graphwarden "$GW_BINARY" "$WORK/gw" "$STUB_URL" false \
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.gw-off.%p" || exit 1
 PIDS+=("$GW_PID")
-GW_URL=""
-for _ in $(seq 600); do
-    GW_URL=$(grep -o 'Graph proxy on http://[0-9.:]*' "$WORK/gw.out" 2>/dev/null | sed 's/^Graph proxy on //' || true)
-    [[ -n "$GW_URL" ]] && break
-    sleep 0.2
-done
-[[ -n "$GW_URL" ]] || { cat "$WORK/gw.err" >&2; echo "graphwarden did not start" >&2; exit 1; }
+GW_URL=$(graphwarden_url "$WORK/gw" "$GW_PID" 1200) || exit 1
 GW=$(measure gw-off "$GW_URL" "$GW_PID")
 echo "floor  $FLOOR instructions/request"
 echo "gw-off $GW instructions/request"

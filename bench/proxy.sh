@@ -9,7 +9,9 @@
 # requests that reached the upstream. Its listener is `reuseport` (one accept queue per worker):
 # without it the kernel may hand one stub worker twice the kept-alive connections of the other,
 # and which proxy instance got the lopsided share showed as up to 7 % of CPU per request between
-# three instances of the same binary (under 2 % with `reuseport`).
+# three instances of the same binary (under 2 % with `reuseport`). The stub, the tools and the
+# start of a graphwarden proxy are bench/lib.sh's, shared with proxy-ab.sh and
+# proxy-instructions.sh.
 #
 # Configurations, each its own process and port, all sent `GET /v26.0/me?access_token=EAAbench123`
 # (a token the inventory does not know: it is passed through, nothing is injected):
@@ -53,6 +55,8 @@
 # scratch directory), GW_BINARY (measure this binary instead of building the tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 ROOT=$PWD
 
 ROUNDS=${ROUNDS:-3}
@@ -67,10 +71,7 @@ QUIET_BUDGET=${QUIET_BUDGET:-60}
 PERF=${PERF:-0}
 KEEP=${KEEP:-0}
 WORKERS=2 # graphwarden's tokio runtime has 2 worker threads (crates/graphwarden/src/main.rs)
-PATH_QUERY='/v26.0/me?access_token=EAAbench123'
-BODY='{"id":"1","name":"bench"}'
-APP_USAGE='{"call_count":10,"total_time":5,"total_cputime":5}'
-BUC_USAGE='{"1":[{"type":"ads_management","call_count":5,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}]}'
+PATH_QUERY=$BENCH_PATH_QUERY
 T_START=$(date +%s)
 
 say() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
@@ -82,19 +83,12 @@ if [[ -z "${BARE_BINARY:-}" ]]; then
     cargo build --quiet --release -p graphwarden-server --example bare_proxy
     BARE_BINARY=target/release/examples/bare_proxy
 fi
-need() { # need COMMAND DEBIAN-PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return
-    [[ -x "/usr/sbin/$1" ]] && return
-    say "installing $2 (Debian package)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null 2>&1 ||
-        { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null; }
-}
 need wrk wrk
 need nginx nginx-light
 need sqlite3 sqlite3
 need curl curl
 need python3 python3
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NGINX=$(nginx_path)
 T_START=$(date +%s) # the clock starts once the tools are there
 
 WORK=$(mktemp -d)
@@ -136,71 +130,25 @@ else
     TREE="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')"
 fi
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# wait_http URL: until it answers 200 (10 s at most)
-wait_http() {
-    for _ in $(seq 100); do
-        [[ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$1" || true)" == 200 ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 children() { ps -o pid= --ppid "$1" | tr -d ' ' | tr '\n' ' '; }
 
 # ---------------------------------------------------------------------------------------------
 # The stub and nginx as a proxy.
 STUB_PORT=$(free_port)
 NGX_PORT=$(free_port)
-nginx_conf() { # nginx_conf DIR PORT SERVER-BLOCK-BODY [HTTP-EXTRA] [LISTEN-OPTIONS]
-    mkdir -p "$1/tmp"
-    cat >"$1/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-master_process on;
-user root root;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $1/tmp/body;
-    proxy_temp_path $1/tmp/proxy;
-    fastcgi_temp_path $1/tmp/fastcgi;
-    uwsgi_temp_path $1/tmp/uwsgi;
-    scgi_temp_path $1/tmp/scgi;
-    ${4:-}
-    server {
-        listen 127.0.0.1:$2 backlog=4096${5:+ $5};
-        $3
-    }
-}
-EOF
-}
-nginx_conf "$WORK/stub" "$STUB_PORT" "
-        location = /__stub_status { stub_status; }
-        location / {
-            default_type application/json;
-            add_header x-app-usage '$APP_USAGE' always;
-            add_header x-business-use-case-usage '$BUC_USAGE' always;
-            return 200 '$BODY';
-        }" "" reuseport
+stub_conf "$WORK/stub" "$STUB_PORT" "$WORKERS"
 nginx_conf "$WORK/nginx" "$NGX_PORT" "
         location / {
             proxy_pass http://stub;
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
-        }" "upstream stub { server 127.0.0.1:$STUB_PORT; keepalive 64; keepalive_requests 100000000; }"
+        }" "upstream stub { server 127.0.0.1:$STUB_PORT; keepalive 64; keepalive_requests 100000000; }" "" "$WORKERS"
 
-start_nginx() { # start_nginx DIR → sets NGINX_PID
-    "$NGINX" -p "$1" -e "$1/error.log" -c "$1/nginx.conf" >"$1/out" 2>&1 &
-    NGINX_PID=$!
-    MY_PIDS+=("$NGINX_PID")
-}
 start_nginx "$WORK/stub"
+MY_PIDS+=("$NGINX_PID")
 STUB_PID=$NGINX_PID
 start_nginx "$WORK/nginx"
+MY_PIDS+=("$NGINX_PID")
 NGX_PID=$NGINX_PID
 STUB_URL="http://127.0.0.1:$STUB_PORT"
 NGX_URL="http://127.0.0.1:$NGX_PORT"
@@ -214,26 +162,9 @@ MY_PIDS+=($STUB_WORKERS $NGX_WORKERS) # so that a killed master cannot leave its
 # ---------------------------------------------------------------------------------------------
 # graphwarden, twice: recording off and on, each with its own data directory.
 start_gw() { # start_gw NAME RECORD → sets GW_PID, GW_URL
-    local dir="$WORK/$1"
-    "$GW" --data-dir "$dir/data" init >"$dir.init" 2>&1 || { cat "$dir.init" >&2; exit 1; }
-    env GRAPHWARDEN_PROXY__UPSTREAM="$STUB_URL" GRAPHWARDEN_PROXY__RECORD="$2" \
-        GRAPHWARDEN_SCHEDULER__ENABLED=false GRAPHWARDEN_ALERTS__ENABLED=false \
-        GRAPHWARDEN_LOG__LEVEL=warn \
-        "$GW" --data-dir "$dir/data" serve --listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
-        >"$dir.out" 2>"$dir.err" &
-    GW_PID=$!
+    start_graphwarden "$GW" "$WORK/$1" "$STUB_URL" "$2" || exit 1
     MY_PIDS+=("$GW_PID")
-    GW_URL=""
-    for _ in $(seq 300); do
-        GW_URL=$(grep -o 'Graph proxy on http://[0-9.:]*' "$dir.out" 2>/dev/null | sed 's/^Graph proxy on //' || true)
-        [[ -n "$GW_URL" ]] && break
-        kill -0 "$GW_PID" 2>/dev/null || { cat "$dir.err" >&2; echo "graphwarden ($1) exited" >&2; exit 1; }
-        sleep 0.1
-    done
-    case "$GW_URL" in
-        http://127.0.0.1:*) ;;
-        *) cat "$dir.out" "$dir.err" >&2; echo "graphwarden ($1): no loopback proxy address: '$GW_URL'" >&2; exit 1 ;;
-    esac
+    GW_URL=$(graphwarden_url "$WORK/$1" "$GW_PID") || exit 1
 }
 "$BARE" 127.0.0.1:0 "$STUB_URL" "$WORKERS" >"$WORK/bare.out" 2>"$WORK/bare.err" &
 BARE_PID=$!
@@ -277,7 +208,7 @@ for c in "${CONFIGS[@]}"; do
     [[ "$c" == gw-rec ]] && rec_begin
     code=$(curl -s --max-time 5 -D "$WORK/check-$c.head" -o "$WORK/check-$c.body" -w '%{http_code}' "${URL_OF[$c]}$PATH_QUERY" || true)
     [[ "$c" == gw-rec ]] && { rec_end; REC_CLIENT=$((REC_CLIENT + 1)); }
-    if [[ "$code" != 200 || "$(cat "$WORK/check-$c.body")" != "$BODY" ]] || ! grep -qi '^x-app-usage:' "$WORK/check-$c.head"; then
+    if [[ "$code" != 200 || "$(cat "$WORK/check-$c.body")" != "$STUB_BODY" ]] || ! grep -qi '^x-app-usage:' "$WORK/check-$c.head"; then
         echo "$c answered $code: $(cat "$WORK/check-$c.body" 2>/dev/null)" >&2
         cat "$WORK/check-$c.head" >&2
         exit 1
@@ -468,9 +399,9 @@ ROWS=$(sqlite3 "$WORK/gw-rec/data/graphwarden.db" 'select count(*) from calls')
 BY_OUTCOME=$(sqlite3 "$WORK/gw-rec/data/graphwarden.db" "select outcome || ' ' || http_status || ': ' || count(*) from calls group by outcome, http_status" | tr '\n' ';' | sed 's/;$//; s/;/; /g')
 say "gw-rec exited with $rc; rows in calls: $ROWS ($BY_OUTCOME)"
 say "requests wrk and curl counted against gw-rec: $REC_CLIENT (non-2xx $REC_NON2XX, socket errors $REC_ERRORS); requests the stub saw from it: $REC_UPSTREAM"
-if grep -qiE 'lost|error' "$WORK/gw-rec.err" "$WORK/gw-off.err" 2>/dev/null; then
+if grep -qiE 'lost|error' "$WORK/gw-rec/err" "$WORK/gw-off/err" 2>/dev/null; then
     echo "graphwarden logged (warn and above):"
-    grep -hiE 'lost|error' "$WORK/gw-rec.err" "$WORK/gw-off.err" | sort | uniq -c | sort -rn | head -5 || true
+    grep -hiE 'lost|error' "$WORK/gw-rec/err" "$WORK/gw-off/err" | sort | uniq -c | sort -rn | head -5 || true
 fi
 
 # ---------------------------------------------------------------------------------------------
