@@ -16,7 +16,7 @@
 # as user+system, apart).
 #
 # Knobs: ROUNDS (6), DURATION (6), CONNS (64), REC (false: graphwarden's `proxy.record`), BARE
-# (0). About ROUNDS × binaries × (DURATION + 1) s. Loopback only; stops only what it started.
+# (0), PATH_QUERY (the call; bench/lib.sh's by default). About ROUNDS × binaries × (DURATION + 1) s. Loopback only; stops only what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -26,7 +26,7 @@ DURATION=${DURATION:-6}
 CONNS=${CONNS:-64}
 REC=${REC:-false}
 BARE=${BARE:-0}
-PATH_QUERY=$BENCH_PATH_QUERY
+PATH_QUERY=${PATH_QUERY:-$BENCH_PATH_QUERY}
 (($# >= 2)) || { sed -n '2,18p' "$0" >&2; exit 2; }
 need wrk wrk
 need nginx nginx-light

@@ -14,14 +14,16 @@
 # dumps; the dump's total over the requests wrk counted is the figure. About a minute.
 #
 # Knobs: DURATION (8), CONNS (4), GW_BINARY / BARE_BINARY (measure these instead of building
-# the tree), KEEP_DUMPS (a directory to copy the callgrind dumps into, for callgrind_annotate). Prints "floor N", "gw-off N" and their difference, in instructions per request.
+# the tree), KEEP_DUMPS (a directory to copy the callgrind dumps into, for callgrind_annotate),
+# PATH_QUERY (the call, bench/lib.sh's by default; a real token is ~200 characters, the default's
+# 11). Prints "floor N", "gw-off N" and their difference, in instructions per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-4}
-PATH_QUERY=$BENCH_PATH_QUERY
+PATH_QUERY=${PATH_QUERY:-$BENCH_PATH_QUERY}
 need valgrind valgrind
 need wrk wrk
 need nginx nginx-light
