@@ -52,7 +52,8 @@
 # Knobs: ROUNDS (3), DURATION (10), CONNS (64), THREADS (2), WARMUP (2), LAT_DURATION (3),
 # RSS_CONNS (256), RSS_DURATION (10), QUIET_BUDGET (60), PERF (1 = also `perf record` each
 # graphwarden proxy for one extra -c$CONNS run and print its top symbols), KEEP (1 = keep the
-# scratch directory), GW_BINARY (measure this binary instead of building the tree).
+# scratch directory), GW_BINARY (measure this binary instead of building the tree), PATH_QUERY
+# (the call: bench/lib.sh's, an 11-character token, unless given; a real token is ~200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -71,7 +72,7 @@ QUIET_BUDGET=${QUIET_BUDGET:-60}
 PERF=${PERF:-0}
 KEEP=${KEEP:-0}
 WORKERS=2 # graphwarden's tokio runtime has 2 worker threads (crates/graphwarden/src/main.rs)
-PATH_QUERY=$BENCH_PATH_QUERY
+PATH_QUERY=${PATH_QUERY:-$BENCH_PATH_QUERY}
 T_START=$(date +%s)
 
 say() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
@@ -185,7 +186,7 @@ CONFIGS=(direct nginx hyper gw-off gw-rec)
 declare -A URL_OF=([direct]=$STUB_URL [nginx]=$NGX_URL [hyper]=$BARE_URL [gw-off]=$GWOFF_URL [gw-rec]=$GWREC_URL)
 declare -A PIDS_OF=([direct]="$STUB_PID $STUB_WORKERS" [nginx]="$NGX_PID $NGX_WORKERS" [hyper]=$BARE_PID [gw-off]=$GWOFF_PID [gw-rec]=$GWREC_PID)
 
-say "graphwarden proxy vs nginx; tree $TREE; $($NGINX -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+say "graphwarden proxy vs nginx; tree $TREE; GET ${PATH_QUERY:0:60}$( ((${#PATH_QUERY} > 60)) && echo "… (${#PATH_QUERY} bytes)"); $($NGINX -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 say "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
 say "stub $STUB_URL (pids $STUB_PID $STUB_WORKERS); nginx $NGX_URL (pids $NGX_PID $NGX_WORKERS); hyper $BARE_URL (pid $BARE_PID); gw-off $GWOFF_URL (pid $GWOFF_PID); gw-rec $GWREC_URL (pid $GWREC_PID)"
 
