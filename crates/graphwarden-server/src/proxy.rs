@@ -1340,6 +1340,8 @@ impl Worker {
         };
 
         let mut proof_secret: Option<SecretString> = None;
+        // The classic proof for the token sent, computed once per token by `credentials`.
+        let mut classic_proof: Option<SecretString> = None;
         let mut token_to_send: Option<SecretString> = None;
         if inject {
             let Some(key_text) = key_text else {
@@ -1404,6 +1406,7 @@ impl Worker {
                 take_param(f, "appsecret_time");
             }
             proof_secret = stored.app_secret.clone();
+            classic_proof = stored.proof.clone();
             token_to_send = Some(stored.secret.clone());
         } else if let Some(token) = presented.as_deref() {
             let inventory = self.state.inventory();
@@ -1416,6 +1419,7 @@ impl Worker {
                         || form.iter().flatten().any(|(k, _)| k == "appsecret_proof");
                     if !has_proof {
                         proof_secret = known.app_secret.clone();
+                        classic_proof = known.proof.clone();
                     }
                 }
                 Err(e) => {
@@ -1460,10 +1464,11 @@ impl Worker {
                     ));
                     pairs.push(("appsecret_time".to_owned(), now.to_string()));
                 } else {
-                    pairs.push((
-                        "appsecret_proof".to_owned(),
-                        graphwarden_meta::proof::classic(app_secret, token),
-                    ));
+                    let proof = match &classic_proof {
+                        Some(p) => p.expose_secret().to_owned(),
+                        None => graphwarden_meta::proof::classic(app_secret, token),
+                    };
+                    pairs.push(("appsecret_proof".to_owned(), proof));
                 }
             }
         }

@@ -33,7 +33,15 @@ pub struct Stored {
     pub app_id: std::sync::Arc<str>,
     pub secret: SecretString,
     pub app_secret: Option<SecretString>,
+    /// The classic `appsecret_proof` of `secret` under `app_secret`, computed once: it is the
+    /// same for every call (the timed one is not, and is computed per call).
+    pub proof: Option<SecretString>,
     pub fingerprint: std::sync::Arc<str>,
+}
+
+/// The classic `appsecret_proof` of `token`, when its app's secret is known.
+fn classic_proof(app_secret: Option<&SecretString>, token: &SecretString) -> Option<SecretString> {
+    app_secret.map(|s| SecretString::from(graphwarden_meta::proof::classic(s, token)))
 }
 
 /// What the inventory knows of a token a caller sent.
@@ -42,6 +50,8 @@ pub struct Known {
     pub alias: Option<std::sync::Arc<str>>,
     pub app_id: Option<std::sync::Arc<str>>,
     pub app_secret: Option<SecretString>,
+    /// The classic `appsecret_proof` of the token under `app_secret`, computed once.
+    pub proof: Option<SecretString>,
     pub fingerprint: std::sync::Arc<str>,
 }
 
@@ -155,6 +165,7 @@ impl Known {
             alias: self.alias.as_deref().map(Arc::from),
             app_id: self.app_id.as_deref().map(Arc::from),
             app_secret: self.app_secret.clone(),
+            proof: self.proof.clone(),
             fingerprint: Arc::from(&*self.fingerprint),
         }
     }
@@ -252,12 +263,14 @@ impl Credentials {
         let secret = secret?;
         let app_secret = Box::pin(inventory.app_secret(&token.app_id)).await.ok();
         let fingerprint = inventory.token_fingerprint(secret.expose_secret())?;
+        let proof = classic_proof(app_secret.as_ref(), &secret);
         let value = std::sync::Arc::new(Stored {
             alias: token.alias.clone(),
             alias_text: token.alias.as_str().into(),
             app_id: token.app_id.as_str().into(),
             secret,
             app_secret,
+            proof,
             fingerprint: fingerprint.into(),
         });
         if let Ok(mut stored) = self.stored.lock() {
@@ -358,10 +371,12 @@ impl Credentials {
             },
             None => (None, None),
         };
+        let proof = classic_proof(app_secret.as_ref(), &SecretString::from(token.to_owned()));
         let value = std::sync::Arc::new(Known {
             alias: alias.map(|a| a.as_str().into()),
             app_id,
             app_secret,
+            proof,
             fingerprint: fingerprint.into(),
         });
         let at = Stopwatch::start();
@@ -473,6 +488,16 @@ mod tests {
         assert_eq!(now.alias.as_deref(), Some("ana"));
         assert_eq!(now.app_id.as_deref(), Some("1234"));
         assert!(now.app_secret.is_some());
+        // The proof is computed once, for this token under its app's secret.
+        assert_eq!(
+            now.proof.as_ref().map(|p| p.expose_secret().to_owned()),
+            now.app_secret
+                .as_ref()
+                .map(|s| graphwarden_meta::proof::classic(
+                    s,
+                    &SecretString::from(token.to_owned())
+                ))
+        );
         assert_eq!(known_elsewhere(&c, &inv, token).as_deref(), Some("ana"));
         // A copy shares no text with the shared entry (or another thread's copy).
         let shared = c
