@@ -372,6 +372,17 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `head`, then `&` and `tail` when there is a tail (and a head to separate it from).
+fn joined(mut head: String, tail: Option<&str>) -> String {
+    if let Some(tail) = tail {
+        if !head.is_empty() {
+            head.push('&');
+        }
+        head.push_str(tail);
+    }
+    head
+}
+
 fn encode_pairs(pairs: &[(String, String)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -659,7 +670,7 @@ struct Identity {
     fingerprint: Option<Arc<str>>,
     app_id: Option<Arc<str>>,
     /// The stored token was injected: its secret must not reach the caller.
-    injected: Option<SecretString>,
+    injected: Option<Arc<credential::Stored>>,
     /// What the caller put where the token goes (its key), to put back in scrubbed links.
     placeholder: SecretString,
 }
@@ -1394,7 +1405,7 @@ impl Worker {
             id.alias = Some(Arc::clone(&stored.alias_text));
             id.fingerprint = Some(Arc::clone(&stored.fingerprint));
             id.app_id = Some(Arc::clone(&stored.app_id));
-            id.injected = Some(stored.secret.clone());
+            id.injected = Some(Arc::clone(&stored));
             id.placeholder = SecretString::from(if presented_is_key && !from_bearer {
                 key_text.clone()
             } else {
@@ -1446,32 +1457,43 @@ impl Worker {
                 take_param(q, "appsecret_time");
             }
         }
+        // The token and its proof, already encoded, to follow the caller's own pairs (in the
+        // form body of a POST that has one, else in the query); a stored token's encoding is
+        // kept with it, so a ~200-byte token is not encoded again on every call.
+        let mut tail: Option<String> = None;
+        let mut tail_in_form = false;
         if let Some(token) = &token_to_send
             && rewrite_query
         {
-            let q = query.get_or_insert_with(Vec::new);
-            let pairs = match (form.as_mut(), parts.method == Method::POST) {
-                (Some(f), true) => f,
-                _ => q,
-            };
-            pairs.push(("access_token".to_owned(), token.expose_secret().to_owned()));
+            query.get_or_insert_with(Vec::new);
+            tail_in_form = form.is_some() && parts.method == Method::POST;
+            let mut t = String::with_capacity(token.expose_secret().len() + 96);
+            t.push_str("access_token=");
+            match &id.injected {
+                Some(stored) => t.push_str(stored.encoded.expose_secret()),
+                None => t.extend(form_urlencoded::byte_serialize(
+                    token.expose_secret().as_bytes(),
+                )),
+            }
+            // (Proofs are hex and times digits: nothing to encode.)
             if let Some(app_secret) = &proof_secret {
+                t.push_str("&appsecret_proof=");
                 if self.config.timed_proof {
                     let now = self.state.clock().now().as_second();
-                    pairs.push((
-                        "appsecret_proof".to_owned(),
-                        graphwarden_meta::proof::timed(app_secret, token, now),
-                    ));
-                    pairs.push(("appsecret_time".to_owned(), now.to_string()));
+                    t.push_str(&graphwarden_meta::proof::timed(app_secret, token, now));
+                    t.push_str("&appsecret_time=");
+                    t.push_str(&now.to_string());
                 } else {
-                    let proof = match &classic_proof {
-                        Some(p) => p.expose_secret().to_owned(),
-                        None => graphwarden_meta::proof::classic(app_secret, token),
-                    };
-                    pairs.push(("appsecret_proof".to_owned(), proof));
+                    match &classic_proof {
+                        Some(p) => t.push_str(p.expose_secret()),
+                        None => t.push_str(&graphwarden_meta::proof::classic(app_secret, token)),
+                    }
                 }
             }
+            tail = Some(t);
         }
+        let query_tail = tail.as_deref().filter(|_| !tail_in_form);
+        let form_tail = tail.as_deref().filter(|_| tail_in_form);
 
         // From here on the call may reach Meta: if the caller leaves, it is recorded anyway.
         armed.record = Some(self.record(at_ms, &id, &method, &info, change, "aborted"));
@@ -1571,7 +1593,7 @@ impl Worker {
             }
             _ => {
                 let query_text = match &query {
-                    Some(q) => encode_pairs(q),
+                    Some(q) => joined(encode_pairs(q), query_tail),
                     None => raw_query.to_owned(),
                 };
                 let target = if query_text.is_empty() {
@@ -1613,7 +1635,7 @@ impl Worker {
             parts.headers.remove(header::AUTHORIZATION);
         }
         let request_body: Option<Bytes> = match (&form, json_body) {
-            (Some(f), _) => Some(Bytes::from(encode_pairs(f))),
+            (Some(f), _) => Some(Bytes::from(joined(encode_pairs(f), form_tail))),
             (None, Some((bytes, _))) => Some(bytes),
             (None, None) => None,
         };
@@ -1880,9 +1902,9 @@ impl Worker {
                 records.push(base);
             }
             let scrubbed = match &id.injected {
-                Some(secret) => self.scrub(
+                Some(stored) => self.scrub(
                     &bytes,
-                    secret,
+                    stored,
                     &id.placeholder,
                     &caller_host
                         .as_ref()
@@ -1985,19 +2007,17 @@ impl Proxy {
     fn scrub(
         &self,
         bytes: &[u8],
-        secret: &SecretString,
+        stored: &credential::Stored,
         placeholder: &SecretString,
         proxy_base: &str,
     ) -> Option<Vec<u8>> {
-        let token = secret.expose_secret();
-        let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
             (
-                token.as_bytes().to_vec(),
+                stored.secret.expose_secret().as_bytes().to_vec(),
                 placeholder.expose_secret().as_bytes().to_vec(),
             ),
             (
-                encoded.into_bytes(),
+                stored.encoded.expose_secret().as_bytes().to_vec(),
                 placeholder.expose_secret().as_bytes().to_vec(),
             ),
         ];

@@ -36,6 +36,9 @@ pub struct Stored {
     /// The classic `appsecret_proof` of `secret` under `app_secret`, computed once: it is the
     /// same for every call (the timed one is not, and is computed per call).
     pub proof: Option<SecretString>,
+    /// `secret` as a form-urlencoded value, computed once: how it goes into a query or a form
+    /// body, and how it may come back in an answer's links.
+    pub encoded: SecretString,
     pub fingerprint: std::sync::Arc<str>,
 }
 
@@ -264,7 +267,11 @@ impl Credentials {
         let app_secret = Box::pin(inventory.app_secret(&token.app_id)).await.ok();
         let fingerprint = inventory.token_fingerprint(secret.expose_secret())?;
         let proof = classic_proof(app_secret.as_ref(), &secret);
+        let encoded = SecretString::from(
+            form_urlencoded::byte_serialize(secret.expose_secret().as_bytes()).collect::<String>(),
+        );
         let value = std::sync::Arc::new(Stored {
+            encoded,
             alias: token.alias.clone(),
             alias_text: token.alias.as_str().into(),
             app_id: token.app_id.as_str().into(),

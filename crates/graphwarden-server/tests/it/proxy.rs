@@ -263,6 +263,47 @@ async fn a_caller_with_a_key_gets_a_stored_token_and_never_sees_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timed_proof_goes_with_every_token_sent_in_the_query_or_the_form() {
+    let d = spawn(Default::default()).await;
+    let p = d.proxy(|c| c.timed_proof = true).await;
+    let ana = token(&d, "ana-long-lived");
+    let consumer = d.key("consumer").to_owned();
+    let proofs = |d: &Daemon| {
+        let last = d.sim.simulator().calls().last().cloned().unwrap();
+        ["access_token", "appsecret_proof", "appsecret_time"]
+            .iter()
+            .all(|name| last.params.iter().any(|p| p == name))
+    };
+    // The caller's own token, and a stored one, in the query …
+    let (status, _, body) = get(&d.http, &format!("{}/v26.0/me?access_token={ana}", p.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(proofs(&d), "the timed proof is added to a known token");
+    let (status, _, body) = get(
+        &d.http,
+        &format!("{}/v26.0/me?fields=id&access_token={consumer}", p.url),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], ids::USER_ANA);
+    assert!(proofs(&d), "and to an injected one");
+    // … and in a form body, after the caller's own fields.
+    let r = d
+        .http
+        .post(format!("{}/v26.0/700000000000001", p.url))
+        .header("x-graphwarden-key", &consumer)
+        .header("x-graphwarden-token", "ana")
+        .form(&[("daily_budget", "2500")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(proofs(&d), "a form body carries the token and its proof");
+    let last = d.sim.simulator().calls().last().cloned().unwrap();
+    assert!(last.params.iter().any(|p| p == "daily_budget"));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_items_are_read_and_recorded_one_by_one() {
     let d = spawn(Default::default()).await;
     let p = d.proxy(|_| {}).await;
