@@ -1368,31 +1368,16 @@ impl Worker {
                 );
             };
             let inventory = self.state.inventory();
-            let key = match self.credentials.key(inventory, &key_text).await {
-                Ok(k) => k,
-                Err(e) => {
-                    return self.credential_failure(
-                        e,
-                        self.record(at_ms, &id, &method, &info, change, "refused"),
-                        watch,
-                    );
-                }
-            };
-            let alias = alias_header
-                .clone()
-                .or_else(|| self.config.default_alias.as_ref().map(|a| a.to_string()))
-                .or_else(|| match key.aliases.as_slice() {
-                    [only] => Some(only.to_string()),
-                    _ => None,
-                });
-            let Some(alias) = alias else {
-                return self.credential_failure(
-                    CredentialError::NoAlias,
-                    self.record(at_ms, &id, &method, &info, change, "refused"),
-                    watch,
-                );
-            };
-            let stored = match self.credentials.stored(inventory, &key, &alias).await {
+            let stored = match self
+                .credentials
+                .injection(
+                    inventory,
+                    &key_text,
+                    alias_header.as_deref(),
+                    self.config.default_alias.as_ref().map(|a| a.as_str()),
+                )
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     return self.credential_failure(

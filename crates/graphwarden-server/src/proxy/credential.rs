@@ -153,8 +153,21 @@ struct LocalKnown {
 /// Copies of `known` entries a thread keeps, newest first.
 const LOCAL_KNOWN: usize = 16;
 
+/// A thread's own copies of the stored tokens it injected lately (see
+/// [`Credentials::injection`]).
+struct LocalInjection {
+    cache: u64,
+    generation: u64,
+    /// Of the key's text, the alias asked for and the default.
+    hash: TokenHash,
+    /// When the older of the shared entries it was made from was read from the inventory.
+    at: Stopwatch,
+    value: Arc<Stored>,
+}
+
 thread_local! {
     static KNOWN_HERE: RefCell<Vec<LocalKnown>> = const { RefCell::new(Vec::new()) };
+    static INJECTIONS_HERE: RefCell<Vec<LocalInjection>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The next cache's id.
@@ -205,16 +218,30 @@ impl Credentials {
         inventory: &Inventory,
         presented: &str,
     ) -> Result<ApiKey, CredentialError> {
+        Ok(self.key_read_at(inventory, presented).await?.0)
+    }
+
+    /// [`Credentials::key`], and when what it answers was read from the inventory.
+    async fn key_read_at(
+        &self,
+        inventory: &Inventory,
+        presented: &str,
+    ) -> Result<(ApiKey, Stopwatch), CredentialError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         if let Ok(keys) = self.keys.lock()
             && let Some(c) = keys.get(&digest)
             && c.at.elapsed() < self.ttl
         {
-            return c.value.clone().ok_or(CredentialError::BadKey);
+            return c
+                .value
+                .clone()
+                .map(|k| (k, c.at))
+                .ok_or(CredentialError::BadKey);
         }
         // (The inventory's futures are large and rarely run: boxed, so that every call's own
         // future stays small.)
         let key = Box::pin(inventory.verify_api_key(presented)).await?;
+        let at = Stopwatch::start();
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() >= MAX_ENTRIES {
                 keys.clear();
@@ -223,11 +250,11 @@ impl Credentials {
                 digest,
                 Cached {
                     value: key.clone(),
-                    at: Stopwatch::start(),
+                    at,
                 },
             );
         }
-        key.ok_or(CredentialError::BadKey)
+        key.map(|k| (k, at)).ok_or(CredentialError::BadKey)
     }
 
     /// The stored token `alias`, for a caller holding `key`.
@@ -237,6 +264,78 @@ impl Credentials {
         key: &ApiKey,
         alias: &str,
     ) -> Result<std::sync::Arc<Stored>, CredentialError> {
+        Ok(self.stored_read_at(inventory, key, alias).await?.0)
+    }
+
+    /// The stored token a caller holding the key `key_text` asks for: `alias` when it names
+    /// one, else `default`, else the key's only token. Each thread keeps the answers it gave
+    /// lately (as [`Credentials::known`] does), so the usual call — the same key and alias
+    /// again — does not hash the key with SHA-256 again, take the shared caches' locks or
+    /// copy the key's record. A kept answer lasts as long as the older of the two shared
+    /// entries it was made from, and goes with them on [`Credentials::forget`].
+    pub async fn injection(
+        &self,
+        inventory: &Inventory,
+        key_text: &str,
+        alias: Option<&str>,
+        default: Option<&str>,
+    ) -> Result<std::sync::Arc<Stored>, CredentialError> {
+        let hash = self.hash_parts(&[
+            key_text.as_bytes(),
+            alias.unwrap_or("").as_bytes(),
+            default.unwrap_or("").as_bytes(),
+        ]);
+        let generation = self.generation.load(Ordering::Acquire);
+        let here = INJECTIONS_HERE.with(|k| {
+            k.borrow()
+                .iter()
+                .find(|l| l.cache == self.id && l.hash == hash)
+                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
+                .map(|l| Arc::clone(&l.value))
+        });
+        if let Some(value) = here {
+            return Ok(value);
+        }
+        let (key, key_at) = self.key_read_at(inventory, key_text).await?;
+        let alias = match (alias.or(default), key.aliases.as_slice()) {
+            (Some(a), _) => a.to_owned(),
+            (None, [only]) => only.to_string(),
+            (None, _) => return Err(CredentialError::NoAlias),
+        };
+        let (value, stored_at) = self.stored_read_at(inventory, &key, &alias).await?;
+        // The older of the two, so that the copy expires with the first of them.
+        let at = if key_at.elapsed() > stored_at.elapsed() {
+            key_at
+        } else {
+            stored_at
+        };
+        INJECTIONS_HERE.with(|k| {
+            let mut k = k.borrow_mut();
+            k.retain(|l| !(l.cache == self.id && l.hash == hash));
+            if k.len() >= LOCAL_KNOWN {
+                k.pop();
+            }
+            k.insert(
+                0,
+                LocalInjection {
+                    cache: self.id,
+                    generation,
+                    hash,
+                    at,
+                    value: Arc::clone(&value),
+                },
+            );
+        });
+        Ok(value)
+    }
+
+    /// [`Credentials::stored`], and when what it answers was read from the inventory.
+    async fn stored_read_at(
+        &self,
+        inventory: &Inventory,
+        key: &ApiKey,
+        alias: &str,
+    ) -> Result<(std::sync::Arc<Stored>, Stopwatch), CredentialError> {
         let alias = TokenAlias::parse(alias)
             .map_err(|_| CredentialError::BadAlias(alias.chars().take(64).collect()))?;
         let allowed = match key.role {
@@ -254,7 +353,7 @@ impl Credentials {
             && let Some(c) = stored.get(alias.as_str())
             && c.at.elapsed() < self.ttl
         {
-            return Ok(std::sync::Arc::clone(&c.value));
+            return Ok((std::sync::Arc::clone(&c.value), c.at));
         }
         let (token, secret) = match Box::pin(inventory.token_with_secret(&alias)).await {
             Ok(found) => found,
@@ -280,6 +379,7 @@ impl Credentials {
             proof,
             fingerprint: fingerprint.into(),
         });
+        let at = Stopwatch::start();
         if let Ok(mut stored) = self.stored.lock() {
             if stored.len() >= MAX_ENTRIES {
                 stored.clear();
@@ -288,20 +388,31 @@ impl Credentials {
                 alias.to_string(),
                 Cached {
                     value: std::sync::Arc::clone(&value),
-                    at: Stopwatch::start(),
+                    at,
                 },
             );
         }
-        Ok(value)
+        Ok((value, at))
     }
 
     /// A keyed 128-bit hash of `token`: SipHash-1-3 (as std's maps use), one pass for both
     /// halves.
     fn hash(&self, token: &str) -> TokenHash {
+        self.hash_parts(&[token.as_bytes()])
+    }
+
+    /// The same hash of several texts, each followed by its length (so that no two lists of
+    /// texts write the same bytes).
+    fn hash_parts(&self, parts: &[&[u8]]) -> TokenHash {
         use siphasher::sip128::Hasher128;
         let mut h =
             siphasher::sip128::SipHasher13::new_with_keys(self.token_hash.0, self.token_hash.1);
-        std::hash::Hasher::write(&mut h, token.as_bytes());
+        for (i, part) in parts.iter().enumerate() {
+            std::hash::Hasher::write(&mut h, part);
+            if parts.len() > 1 || i > 0 {
+                std::hash::Hasher::write(&mut h, &(part.len() as u64).to_le_bytes());
+            }
+        }
         let h = h.finish128();
         (h.h1, h.h2)
     }
@@ -442,6 +553,110 @@ mod tests {
         })
         .join()
         .unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_threads_injections_follow_the_key_the_alias_and_forget() {
+        let store = TestStore::sqlite();
+        let inv = Arc::new(store.initialize().await);
+        let c = Credentials::new(Duration::from_secs(3600));
+        inv.add_app(
+            NewApp {
+                app_id: AppId::parse("1234").unwrap(),
+                name: "app".into(),
+                secret: SecretString::from("s3cret".to_owned()),
+                approved: true,
+                notes: String::new(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        for (alias, secret) in [("ana", "EAAana+token/1"), ("bob", "EAAbob")] {
+            inv.add_token(
+                NewToken {
+                    alias: TokenAlias::parse(alias).unwrap(),
+                    kind: TokenKind::User,
+                    app_id: AppId::parse("1234").unwrap(),
+                    secret: SecretString::from(secret.to_owned()),
+                    meta_user_id: None,
+                    page_id: None,
+                    business_id: None,
+                    parent: None,
+                    owner: "ops@example.com".into(),
+                    requested_by: String::new(),
+                    purpose: "test".into(),
+                    scopes_needed: vec![],
+                    tags: vec![],
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        }
+        let alias = |a: &str| TokenAlias::parse(a).unwrap();
+        let (_, one) = inv
+            .create_api_key("one", Role::Consumer, vec![alias("ana")], "test")
+            .await
+            .unwrap();
+        let (_, two) = inv
+            .create_api_key(
+                "two",
+                Role::Consumer,
+                vec![alias("ana"), alias("bob")],
+                "test",
+            )
+            .await
+            .unwrap();
+        let (one, two) = (one.expose_secret(), two.expose_secret());
+
+        // A key naming one token needs no alias; the answer is kept and given again.
+        let first = c.injection(&inv, one, None, None).await.unwrap();
+        assert_eq!(first.alias.as_str(), "ana");
+        assert_eq!(first.encoded.expose_secret(), "EAAana%2Btoken%2F1");
+        assert_eq!(
+            first.proof.as_ref().map(|p| p.expose_secret().to_owned()),
+            Some(graphwarden_meta::proof::classic(
+                &SecretString::from("s3cret".to_owned()),
+                &first.secret
+            ))
+        );
+        let again = c.injection(&inv, one, None, None).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "this thread's copy");
+        // The alias and the default are part of what is kept: each asks its own question.
+        assert!(matches!(
+            c.injection(&inv, two, None, None).await,
+            Err(CredentialError::NoAlias)
+        ));
+        assert_eq!(
+            c.injection(&inv, two, Some("bob"), None)
+                .await
+                .unwrap()
+                .alias
+                .as_str(),
+            "bob"
+        );
+        assert_eq!(
+            c.injection(&inv, two, None, Some("bob"))
+                .await
+                .unwrap()
+                .alias
+                .as_str(),
+            "bob"
+        );
+        assert!(matches!(
+            c.injection(&inv, one, Some("bob"), None).await,
+            Err(CredentialError::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            c.injection(&inv, "gwk_nope_0000", Some("ana"), None).await,
+            Err(CredentialError::BadKey)
+        ));
+        // Forgotten, the token is read again (a renewal stored a new secret, say).
+        c.forget(Some("ana"), None);
+        let fresh = c.injection(&inv, one, None, None).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &fresh), "read again after forget");
+        assert_eq!(fresh.alias.as_str(), "ana");
     }
 
     #[tokio::test(flavor = "current_thread")]
