@@ -154,6 +154,8 @@ pub struct Proxy {
     state: AppState,
     config: ProxyConfig,
     upstream_base: String,
+    /// `upstream_base` as a JSON string may spell it (`\/` for `/`), for scrubbed answers.
+    upstream_base_escaped: String,
     /// Scheme and host of `upstream_base`, where the worker pools connect.
     upstream_uri: Uri,
     /// The upstream's URL has no path of its own: a call whose query is passed on unchanged
@@ -370,6 +372,19 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(text.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// `text` with every `/` written `\/`, as JSON may write it (Graph's paging links do).
+fn json_escaped_slashes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '/' {
+            out.push_str("\\/");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `head`, then `&` and `tail` when there is a tail (and a head to separate it from).
@@ -704,6 +719,7 @@ impl Proxy {
             writer: Mutex::new(writer),
             inspected: Mutex::new(HashMap::new()),
             instance: format!("proxy-{:016x}", rand::random::<u64>()),
+            upstream_base_escaped: json_escaped_slashes(&upstream_base),
             upstream_base,
             upstream_is_origin,
             upstream_uri: uri,
@@ -1879,11 +1895,22 @@ impl Worker {
                         .to_owned(),
                     );
                 }
-                self.observe(
+                // As for a streamed answer: the same calm figures just seen are not passed on
+                // again (an error always is).
+                gauges = usage_cache::needs_observing(
+                    Arc::as_ptr(&self.proxy) as usize,
                     &call_subject,
-                    usage,
-                    envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
+                    &parsed,
+                    envelope_error.is_some() || status >= 400,
+                    self.config.pacing.soft_percent,
                 );
+                if gauges {
+                    self.observe(
+                        &call_subject,
+                        usage,
+                        envelope_error.as_ref().map(|(c, s, _)| (*c, *s)),
+                    );
+                }
                 records.push(base);
             }
             let scrubbed = match &id.injected {
@@ -2007,11 +2034,13 @@ impl Proxy {
             ),
         ];
         if !proxy_base.is_empty() {
-            let up = &self.upstream_base;
-            pairs.push((up.as_bytes().to_vec(), proxy_base.as_bytes().to_vec()));
             pairs.push((
-                up.replace('/', "\\/").into_bytes(),
-                proxy_base.replace('/', "\\/").into_bytes(),
+                self.upstream_base.as_bytes().to_vec(),
+                proxy_base.as_bytes().to_vec(),
+            ));
+            pairs.push((
+                self.upstream_base_escaped.as_bytes().to_vec(),
+                json_escaped_slashes(proxy_base).into_bytes(),
             ));
         }
         body::replace_all(bytes, &pairs)
@@ -2081,6 +2110,25 @@ mod tests {
         drop(rx1);
         peers.loads[0].store(5, Ordering::Relaxed);
         assert_eq!(peers.least_loaded(0), 2, "a worker that stopped gets none");
+    }
+
+    #[test]
+    fn slashes_are_escaped_as_json_may_write_them() {
+        for text in [
+            "",
+            "/",
+            "//",
+            "http://127.0.0.1:8080",
+            "/v26.0/me/",
+            "no slash",
+            "é/ü",
+        ] {
+            assert_eq!(
+                json_escaped_slashes(text),
+                text.replace('/', "\\/"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
