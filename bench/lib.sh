@@ -92,7 +92,9 @@ start_graphwarden() {
     local bin=$1 dir=$2 upstream=$3 record=$4
     shift 4
     mkdir -p "$dir"
-    "$bin" --data-dir "$dir/data" init >"$dir/init" 2>&1 || { cat "$dir/init" >&2; return 1; }
+    # (A data directory set up already, by `inject_setup` say, is kept.)
+    [[ -e "$dir/data" ]] ||
+        "$bin" --data-dir "$dir/data" init >"$dir/init" 2>&1 || { cat "$dir/init" >&2; return 1; }
     env GRAPHWARDEN_PROXY__UPSTREAM="$upstream" GRAPHWARDEN_PROXY__RECORD="$record" \
         GRAPHWARDEN_SCHEDULER__ENABLED=false GRAPHWARDEN_ALERTS__ENABLED=false \
         GRAPHWARDEN_LOG__LEVEL=warn \
@@ -115,4 +117,24 @@ graphwarden_url() {
         http://127.0.0.1:*) echo "$url" ;;
         *) cat "$1/out" "$1/err" >&2; echo "graphwarden ($1): no loopback proxy address: '$url'" >&2; return 1 ;;
     esac
+}
+
+# inject_setup BINARY DIR UPSTREAM: a data directory in DIR/data holding an app (1234, with a
+# secret), a stored user token of a real one's length (200 characters) as `bench`, and a
+# consumer key for it; prints the key. The token's first inspection, which `token add` tries,
+# goes to UPSTREAM (the stub, which cannot answer it: the token is stored as `unknown`).
+inject_setup() {
+    local bin=$1 dir=$2 upstream=$3
+    mkdir -p "$dir"
+    export GRAPHWARDEN_GRAPH_URL="$upstream"
+    "$bin" --data-dir "$dir/data" init >"$dir/init" 2>&1 || { cat "$dir/init" >&2; return 1; }
+    BENCH_APP_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(16))') \
+        "$bin" --data-dir "$dir/data" app add --name bench --secret-env BENCH_APP_SECRET 1234 \
+        >>"$dir/init" 2>&1 || { cat "$dir/init" >&2; return 1; }
+    printf 'EAA%s' "$(python3 -c "print('Zx9Q' * 49 + 'x')")" |
+        "$bin" --data-dir "$dir/data" token add --app 1234 --kind user bench >>"$dir/init" 2>&1 ||
+        { cat "$dir/init" >&2; return 1; }
+    unset GRAPHWARDEN_GRAPH_URL
+    "$bin" --data-dir "$dir/data" apikey create --name bench --role consumer --aliases bench 2>&1 |
+        grep -o 'gwk_[A-Za-z0-9_]*' | tail -1
 }
