@@ -140,34 +140,26 @@ pub struct Credentials {
     generation: AtomicU64,
 }
 
-/// A thread's own copies of tokens it looked up lately (see [`Credentials::known`]).
-struct LocalKnown {
+/// A thread's own copy of an answer of the shared caches: of a token it looked up lately
+/// ([`Credentials::known`]) or of a stored token it injected ([`Credentials::injection`]).
+struct Local<T> {
     cache: u64,
     generation: u64,
+    /// Of what was asked: the token, or the key's text, the alias and the default.
     hash: TokenHash,
-    /// When the shared entry it copies was read from the inventory.
+    /// When the shared entry it copies (the older of them) was read from the inventory.
     at: Stopwatch,
-    value: Arc<Known>,
+    value: Arc<T>,
 }
 
-/// Copies of `known` entries a thread keeps, newest first.
+/// Copies a thread keeps of each kind, newest first.
 const LOCAL_KNOWN: usize = 16;
 
-/// A thread's own copies of the stored tokens it injected lately (see
-/// [`Credentials::injection`]).
-struct LocalInjection {
-    cache: u64,
-    generation: u64,
-    /// Of the key's text, the alias asked for and the default.
-    hash: TokenHash,
-    /// When the older of the shared entries it was made from was read from the inventory.
-    at: Stopwatch,
-    value: Arc<Stored>,
-}
+type Locals<T> = RefCell<Vec<Local<T>>>;
 
 thread_local! {
-    static KNOWN_HERE: RefCell<Vec<LocalKnown>> = const { RefCell::new(Vec::new()) };
-    static INJECTIONS_HERE: RefCell<Vec<LocalInjection>> = const { RefCell::new(Vec::new()) };
+    static KNOWN_HERE: Locals<Known> = const { RefCell::new(Vec::new()) };
+    static INJECTIONS_HERE: Locals<Stored> = const { RefCell::new(Vec::new()) };
 }
 
 /// The next cache's id.
@@ -210,6 +202,52 @@ impl Credentials {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// This thread's copy of the answer to `hash`, if it is still good: made under the current
+    /// generation, from shared entries younger than `ttl`.
+    fn local<T>(
+        &self,
+        here: &'static std::thread::LocalKey<Locals<T>>,
+        hash: TokenHash,
+    ) -> Option<Arc<T>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        here.with(|k| {
+            k.borrow()
+                .iter()
+                .find(|l| l.cache == self.id && l.hash == hash)
+                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
+                .map(|l| Arc::clone(&l.value))
+        })
+    }
+
+    /// Keep `value` as this thread's answer to `hash` (in place of an older one), made under
+    /// `generation` (read before the shared caches were) from entries read at `at`.
+    fn keep_local<T>(
+        &self,
+        here: &'static std::thread::LocalKey<Locals<T>>,
+        hash: TokenHash,
+        generation: u64,
+        at: Stopwatch,
+        value: &Arc<T>,
+    ) {
+        here.with(|k| {
+            let mut k = k.borrow_mut();
+            k.retain(|l| !(l.cache == self.id && l.hash == hash));
+            if k.len() >= LOCAL_KNOWN {
+                k.pop();
+            }
+            k.insert(
+                0,
+                Local {
+                    cache: self.id,
+                    generation,
+                    hash,
+                    at,
+                    value: Arc::clone(value),
+                },
+            );
+        });
     }
 
     /// Check a presented graphwarden key.
@@ -286,14 +324,7 @@ impl Credentials {
             default.unwrap_or("").as_bytes(),
         ]);
         let generation = self.generation.load(Ordering::Acquire);
-        let here = INJECTIONS_HERE.with(|k| {
-            k.borrow()
-                .iter()
-                .find(|l| l.cache == self.id && l.hash == hash)
-                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
-                .map(|l| Arc::clone(&l.value))
-        });
-        if let Some(value) = here {
+        if let Some(value) = self.local(&INJECTIONS_HERE, hash) {
             return Ok(value);
         }
         let (key, key_at) = self.key_read_at(inventory, key_text).await?;
@@ -309,23 +340,7 @@ impl Credentials {
         } else {
             stored_at
         };
-        INJECTIONS_HERE.with(|k| {
-            let mut k = k.borrow_mut();
-            k.retain(|l| !(l.cache == self.id && l.hash == hash));
-            if k.len() >= LOCAL_KNOWN {
-                k.pop();
-            }
-            k.insert(
-                0,
-                LocalInjection {
-                    cache: self.id,
-                    generation,
-                    hash,
-                    at,
-                    value: Arc::clone(&value),
-                },
-            );
-        });
+        self.keep_local(&INJECTIONS_HERE, hash, generation, at, &value);
         Ok(value)
     }
 
@@ -427,37 +442,14 @@ impl Credentials {
     ) -> Result<std::sync::Arc<Known>, CredentialError> {
         let hash = self.hash(token);
         let generation = self.generation.load(Ordering::Acquire);
-        let here = KNOWN_HERE.with(|k| {
-            k.borrow()
-                .iter()
-                .find(|l| l.cache == self.id && l.hash == hash)
-                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
-                .map(|l| Arc::clone(&l.value))
-        });
-        if let Some(value) = here {
+        if let Some(value) = self.local(&KNOWN_HERE, hash) {
             return Ok(value);
         }
         // Boxed: the inventory's futures are large, and each call's future would hold room
         // for them.
         let (value, at) = Box::pin(self.known_shared(inventory, token, hash)).await?;
         let copy = Arc::new(value.unshared());
-        KNOWN_HERE.with(|k| {
-            let mut k = k.borrow_mut();
-            k.retain(|l| !(l.cache == self.id && l.hash == hash));
-            if k.len() >= LOCAL_KNOWN {
-                k.pop();
-            }
-            k.insert(
-                0,
-                LocalKnown {
-                    cache: self.id,
-                    generation,
-                    hash,
-                    at,
-                    value: Arc::clone(&copy),
-                },
-            );
-        });
+        self.keep_local(&KNOWN_HERE, hash, generation, at, &copy);
         Ok(copy)
     }
 
@@ -534,6 +526,46 @@ mod tests {
     use graphwarden_store::{NewApp, NewToken};
     use graphwarden_testkit::TestStore;
 
+    /// The app `1234`, with the secret `s3cret`.
+    async fn add_app(inv: &Inventory) {
+        inv.add_app(
+            NewApp {
+                app_id: AppId::parse("1234").unwrap(),
+                name: "app".into(),
+                secret: SecretString::from("s3cret".to_owned()),
+                approved: true,
+                notes: String::new(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A user token of app `1234`.
+    async fn add_token(inv: &Inventory, alias: &str, secret: &str) {
+        inv.add_token(
+            NewToken {
+                alias: TokenAlias::parse(alias).unwrap(),
+                kind: TokenKind::User,
+                app_id: AppId::parse("1234").unwrap(),
+                secret: SecretString::from(secret.to_owned()),
+                meta_user_id: None,
+                page_id: None,
+                business_id: None,
+                parent: None,
+                owner: "ops@example.com".into(),
+                requested_by: String::new(),
+                purpose: "test".into(),
+                scopes_needed: vec![],
+                tags: vec![],
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    }
+
     /// What `known` says of `token` on a thread of its own (a proxy worker's).
     fn known_elsewhere(c: &Arc<Credentials>, inv: &Arc<Inventory>, token: &str) -> Option<String> {
         let (c, inv, token) = (Arc::clone(c), Arc::clone(inv), token.to_owned());
@@ -560,39 +592,9 @@ mod tests {
         let store = TestStore::sqlite();
         let inv = Arc::new(store.initialize().await);
         let c = Credentials::new(Duration::from_secs(3600));
-        inv.add_app(
-            NewApp {
-                app_id: AppId::parse("1234").unwrap(),
-                name: "app".into(),
-                secret: SecretString::from("s3cret".to_owned()),
-                approved: true,
-                notes: String::new(),
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+        add_app(&inv).await;
         for (alias, secret) in [("ana", "EAAana+token/1"), ("bob", "EAAbob")] {
-            inv.add_token(
-                NewToken {
-                    alias: TokenAlias::parse(alias).unwrap(),
-                    kind: TokenKind::User,
-                    app_id: AppId::parse("1234").unwrap(),
-                    secret: SecretString::from(secret.to_owned()),
-                    meta_user_id: None,
-                    page_id: None,
-                    business_id: None,
-                    parent: None,
-                    owner: "ops@example.com".into(),
-                    requested_by: String::new(),
-                    purpose: "test".into(),
-                    scopes_needed: vec![],
-                    tags: vec![],
-                },
-                "test",
-            )
-            .await
-            .unwrap();
+            add_token(&inv, alias, secret).await;
         }
         let alias = |a: &str| TokenAlias::parse(a).unwrap();
         let (_, one) = inv
@@ -668,38 +670,8 @@ mod tests {
         let first = c.known(&inv, token).await.unwrap();
         assert_eq!(first.alias, None, "not in the inventory yet");
         assert_eq!(known_elsewhere(&c, &inv, token), None);
-        inv.add_app(
-            NewApp {
-                app_id: AppId::parse("1234").unwrap(),
-                name: "app".into(),
-                secret: SecretString::from("s3cret".to_owned()),
-                approved: true,
-                notes: String::new(),
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-        inv.add_token(
-            NewToken {
-                alias: TokenAlias::parse("ana").unwrap(),
-                kind: TokenKind::User,
-                app_id: AppId::parse("1234").unwrap(),
-                secret: SecretString::from(token.to_owned()),
-                meta_user_id: None,
-                page_id: None,
-                business_id: None,
-                parent: None,
-                owner: "ops@example.com".into(),
-                requested_by: String::new(),
-                purpose: "test".into(),
-                scopes_needed: vec![],
-                tags: vec![],
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+        add_app(&inv).await;
+        add_token(&inv, "ana", token).await;
         // Within the time-to-live every thread answers from its copy …
         let again = c.known(&inv, token).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again), "this thread's own copy");
