@@ -204,14 +204,14 @@ impl Credentials {
         }
     }
 
-    /// This thread's copy of the answer to `hash`, if it is still good: made under the current
-    /// generation, from shared entries younger than `ttl`.
+    /// This thread's copy of the answer to `hash`, if it is still good: made under
+    /// `generation` (the current one), from shared entries younger than `ttl`.
     fn local<T>(
         &self,
         here: &'static std::thread::LocalKey<Locals<T>>,
         hash: TokenHash,
+        generation: u64,
     ) -> Option<Arc<T>> {
-        let generation = self.generation.load(Ordering::Acquire);
         here.with(|k| {
             k.borrow()
                 .iter()
@@ -250,17 +250,9 @@ impl Credentials {
         });
     }
 
-    /// Check a presented graphwarden key.
-    pub async fn key(
-        &self,
-        inventory: &Inventory,
-        presented: &str,
-    ) -> Result<ApiKey, CredentialError> {
-        Ok(self.key_read_at(inventory, presented).await?.0)
-    }
-
-    /// [`Credentials::key`], and when what it answers was read from the inventory.
-    async fn key_read_at(
+    /// Check a presented graphwarden key; with when what it answers was read from the
+    /// inventory.
+    async fn key(
         &self,
         inventory: &Inventory,
         presented: &str,
@@ -295,16 +287,6 @@ impl Credentials {
         key.map(|k| (k, at)).ok_or(CredentialError::BadKey)
     }
 
-    /// The stored token `alias`, for a caller holding `key`.
-    pub async fn stored(
-        &self,
-        inventory: &Inventory,
-        key: &ApiKey,
-        alias: &str,
-    ) -> Result<std::sync::Arc<Stored>, CredentialError> {
-        Ok(self.stored_read_at(inventory, key, alias).await?.0)
-    }
-
     /// The stored token a caller holding the key `key_text` asks for: `alias` when it names
     /// one, else `default`, else the key's only token. Each thread keeps the answers it gave
     /// lately (as [`Credentials::known`] does), so the usual call — the same key and alias
@@ -324,16 +306,16 @@ impl Credentials {
             default.unwrap_or("").as_bytes(),
         ]);
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(value) = self.local(&INJECTIONS_HERE, hash) {
+        if let Some(value) = self.local(&INJECTIONS_HERE, hash, generation) {
             return Ok(value);
         }
-        let (key, key_at) = self.key_read_at(inventory, key_text).await?;
+        let (key, key_at) = self.key(inventory, key_text).await?;
         let alias = match (alias.or(default), key.aliases.as_slice()) {
             (Some(a), _) => a.to_owned(),
             (None, [only]) => only.to_string(),
             (None, _) => return Err(CredentialError::NoAlias),
         };
-        let (value, stored_at) = self.stored_read_at(inventory, &key, &alias).await?;
+        let (value, stored_at) = self.stored(inventory, &key, &alias).await?;
         // The older of the two, so that the copy expires with the first of them.
         let at = if key_at.elapsed() > stored_at.elapsed() {
             key_at
@@ -344,8 +326,9 @@ impl Credentials {
         Ok(value)
     }
 
-    /// [`Credentials::stored`], and when what it answers was read from the inventory.
-    async fn stored_read_at(
+    /// The stored token `alias`, for a caller holding `key`; with when it was read from the
+    /// inventory.
+    async fn stored(
         &self,
         inventory: &Inventory,
         key: &ApiKey,
@@ -422,9 +405,10 @@ impl Credentials {
         use siphasher::sip128::Hasher128;
         let mut h =
             siphasher::sip128::SipHasher13::new_with_keys(self.token_hash.0, self.token_hash.1);
-        for (i, part) in parts.iter().enumerate() {
+        for part in parts {
             std::hash::Hasher::write(&mut h, part);
-            if parts.len() > 1 || i > 0 {
+            // (A single text, a token, is hashed as it is.)
+            if parts.len() > 1 {
                 std::hash::Hasher::write(&mut h, &(part.len() as u64).to_le_bytes());
             }
         }
@@ -442,7 +426,7 @@ impl Credentials {
     ) -> Result<std::sync::Arc<Known>, CredentialError> {
         let hash = self.hash(token);
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(value) = self.local(&KNOWN_HERE, hash) {
+        if let Some(value) = self.local(&KNOWN_HERE, hash, generation) {
             return Ok(value);
         }
         // Boxed: the inventory's futures are large, and each call's future would hold room
