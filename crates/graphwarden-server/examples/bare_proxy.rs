@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use graphwarden_server::proxy::body::ProxyBody;
 use graphwarden_server::proxy::guard;
-use graphwarden_server::proxy::upstream::{Outgoing, Upstream};
+use graphwarden_server::proxy::upstream::{Call, Outgoing, Upstream};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -40,8 +40,13 @@ async fn forward(
         Err(_) => return status(400),
     };
     parts.headers.remove(http::header::HOST);
-    let request = Request::from_parts(parts, Outgoing::stream(body.map_err(Into::into).boxed()));
-    match upstream.send(request).await {
+    let call = Call {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+    };
+    let body = Outgoing::stream(body.map_err(Into::into).boxed());
+    match upstream.send(call, body).await {
         Ok(answer) => answer.map(BodyExt::boxed),
         Err(_) => status(502),
     }

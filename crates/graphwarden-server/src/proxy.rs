@@ -1671,19 +1671,16 @@ impl Worker {
                 (None, Some(b)) => Outgoing::Stream(b),
                 (None, None) => Outgoing::Full(Bytes::new()),
             };
-            let mut upstream = Request::new(body);
-            *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri.clone();
-            *upstream.headers_mut() = if attempt == attempts {
-                std::mem::take(&mut parts.headers)
-            } else {
-                parts.headers.clone()
+            let call = upstream::Call {
+                method: &parts.method,
+                uri: &uri,
+                headers: &parts.headers,
             };
             match self
                 .watchdog
                 .limit(
                     self.config.upstream_timeout,
-                    std::pin::pin!(self.client.send(upstream)),
+                    std::pin::pin!(self.client.send(call, body)),
                 )
                 .await
             {

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use graphwarden_core::Stopwatch;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, Uri};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -78,6 +78,41 @@ impl Outgoing {
     }
 }
 
+/// A call on its way to Graph, borrowed from the caller's request rather than moved into
+/// the future that sends it: a call's future is held in its connection's task and moved as
+/// the call starts, and each layer that owned the request kept a copy of it (its head is
+/// 256 bytes) for the whole call. Borrowed, the same head also serves every retry without
+/// a copy of its headers. hyper's connections, which own what they send, get a copy.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a Method,
+    /// Absolute, on Graph's origin, or in origin form (a path and query, sent to Graph's
+    /// origin).
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+/// The method and path only: the query and headers may hold a token.
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("method", self.method)
+            .field("path", &self.uri.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call<'_> {
+    /// The call as a request of its own, for hyper's connections (the rare paths).
+    fn request(self, body: ProxyBody) -> Request<ProxyBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
 /// One worker's way to Graph.
 #[derive(Clone)]
 pub enum Upstream {
@@ -127,13 +162,12 @@ impl Upstream {
         }))
     }
 
-    /// Send one call: its URI absolute, on Graph's origin, or in origin form (a path and
-    /// query, sent to Graph's origin).
-    pub async fn send(&self, req: Request<Outgoing>) -> Result<Response<Answer>, Failure> {
+    /// Send one call, borrowed from the caller's request (see [`Call`]).
+    pub async fn send(&self, call: Call<'_>, body: Outgoing) -> Result<Response<Answer>, Failure> {
         match self {
-            Self::Pool(pool) => pool.send(req).await,
+            Self::Pool(pool) => pool.send(call, body).await,
             Self::Client(client) => {
-                let mut req = req.map(Outgoing::into_body);
+                let mut req = call.request(body.into_body());
                 // Graph's host, from the URI (the caller's named the proxy).
                 req.headers_mut().remove(header::HOST);
                 let (client, origin) = &**client;
@@ -239,29 +273,26 @@ impl Pool {
         }
     }
 
-    async fn send(self: &Arc<Self>, req: Request<Outgoing>) -> Result<Response<Answer>, Failure> {
-        let (parts, body) = req.into_parts();
+    async fn send(
+        self: &Arc<Self>,
+        call: Call<'_>,
+        body: Outgoing,
+    ) -> Result<Response<Answer>, Failure> {
         let body = match body {
             Outgoing::Full(bytes) => bytes,
             // (Boxed, as connecting is: rare, and each call's future would hold room for them.)
             Outgoing::Stream(body) => {
-                return Box::pin(self.send_hyper(Request::from_parts(parts, body))).await;
+                return Box::pin(self.send_hyper(call.request(body))).await;
             }
         };
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target = call.uri.path_and_query().map_or("/", |pq| pq.as_str());
         loop {
             let conn = match self.checkout() {
                 Some(conn) => conn,
                 None => h1::Conn::new(Box::pin(self.connect()).await?),
             };
             let exchanged = conn
-                .exchange(
-                    &parts.method,
-                    target,
-                    &parts.headers,
-                    self.host.as_ref(),
-                    &body,
-                )
+                .exchange(call.method, target, call.headers, self.host.as_ref(), &body)
                 .await;
             match exchanged {
                 Ok(h1::Exchanged { head, body }) => {
@@ -474,8 +505,14 @@ mod tests {
     fn a_calls_future_to_graph_stays_small() {
         let origin: Uri = "http://127.0.0.1:9".parse().unwrap();
         let pool = Upstream::new(&origin, false);
-        let call = pool.send(Request::new(Outgoing::Full(Bytes::new())));
-        let size = std::mem::size_of_val(&call);
-        assert!(size <= 2048, "{size} bytes");
+        let (method, uri, headers) = (Method::GET, Uri::from_static("/me"), HeaderMap::new());
+        let call = Call {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+        };
+        let sending = pool.send(call, Outgoing::Full(Bytes::new()));
+        let size = std::mem::size_of_val(&sending);
+        assert!(size <= 1024, "{size} bytes");
     }
 }
