@@ -5,8 +5,8 @@
 # Why: on a shared 2-core VM the CPU time of the same binary moves by ±15 % between runs, so
 # bench/proxy.sh cannot show a change smaller than that. The number of instructions a call
 # executes in user space does not depend on the machine's speed. (System calls are not
-# counted; `strace -c -f -p PID` shows they are the same for both, about 2 writev, 2 recvfrom
-# and 0.5 epoll_wait per call.) Recording on is not measured: under valgrind the writer's
+# counted; `perf stat -e 'syscalls:sys_enter_*'` on each proxy at -c64 shows the same for
+# both, 2 sendto, 2 recvfrom and 0.14 epoll_wait per call: BENCHMARKS.md, run 16.) Recording on is not measured: under valgrind the writer's
 # batches hold a few rows instead of hundreds, which says nothing about the real cost.
 #
 # Method: each proxy runs under `valgrind --tool=callgrind`; `wrk -t1 -c$CONNS` warms it up for
