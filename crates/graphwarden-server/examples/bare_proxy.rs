@@ -7,6 +7,7 @@
 //! nginx is the HTTP stack's.
 //!
 //! `cargo run --release -p graphwarden-server --example bare_proxy -- LISTEN UPSTREAM [WORKERS]`
+//! (UPSTREAM an origin: scheme, host and port; each call goes with its path and query as they came)
 //! prints `listening on http://ADDR` once it accepts calls, and runs until killed.
 //! `BARE_HTTP2=1` uses the `proxy.http2` way to Graph (`hyper_util`'s pooled client).
 
@@ -25,24 +26,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-async fn forward(
-    req: Request<Incoming>,
-    upstream: Upstream,
-    base: Arc<str>,
-) -> Response<ProxyBody> {
+/// Forward a call as it came: its path and query in origin form (as graphwarden's proxy sends
+/// a call whose query it passes on unchanged), the caller's `Host` replaced with Graph's.
+async fn forward(req: Request<Incoming>, upstream: Upstream) -> Response<ProxyBody> {
     let (mut parts, body) = req.into_parts();
-    let target = match parts.uri.path_and_query() {
-        Some(pq) => format!("{base}{pq}"),
-        None => base.to_string(),
-    };
-    parts.uri = match target.parse::<Uri>() {
-        Ok(u) => u,
-        Err(_) => return status(400),
-    };
     parts.headers.remove(http::header::HOST);
     let call = Call {
         method: &parts.method,
-        uri: &parts.uri,
+        target: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
         headers: &parts.headers,
     };
     let body = Outgoing::stream(body.map_err(Into::into).boxed());
@@ -96,7 +87,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{addr}");
     let mut threads = Vec::new();
     for listener in listeners {
-        let base = Arc::clone(&base);
         let origin = origin.clone();
         threads.push(std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -118,16 +108,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     };
                     let _ = stream.set_nodelay(true);
                     let upstream = upstream.clone();
-                    let base = Arc::clone(&base);
                     let activity = guard::Activity::new();
                     let service = hyper::service::service_fn({
                         let activity = Arc::clone(&activity);
                         move |req| {
                             let upstream = upstream.clone();
-                            let base = Arc::clone(&base);
                             let call = activity.begin();
                             async move {
-                                Ok::<_, Infallible>(call.answer(forward(req, upstream, base).await))
+                                Ok::<_, Infallible>(call.answer(forward(req, upstream).await))
                             }
                         }
                     });

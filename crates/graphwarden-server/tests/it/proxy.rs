@@ -1177,3 +1177,55 @@ async fn answers_in_every_http1_framing_reach_the_caller_and_connections_are_reu
     assert_eq!(of("cut"), ["failed"]);
     assert_eq!(of("garbage"), ["failed"]);
 }
+
+/// `proxy.upstream` with a path of its own (a gateway in front of Graph, say): every call
+/// goes under that path, its query passed on as it came or rebuilt with a stored token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_with_a_path_gets_every_call_under_it() {
+    let d = spawn(Default::default()).await;
+    let (upstream, _, seen) = scripted_upstream().await;
+    let p = d
+        .proxy(|c| {
+            c.upstream = format!("{upstream}/graph-gateway/");
+            c.workers = 1;
+        })
+        .await;
+    let request_line = |i: usize| {
+        seen.lock().unwrap()[i]
+            .head
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+
+    let (status, _, body) = get(
+        &d.http,
+        &format!(
+            "{}/v26.0/me?fields=id%2Cname&access_token=EAAnotstored",
+            p.url
+        ),
+    )
+    .await;
+    assert_eq!((status, body["id"].as_str()), (200, Some("1")), "{body}");
+    assert_eq!(
+        request_line(0),
+        "GET /graph-gateway/v26.0/me?fields=id%2Cname&access_token=EAAnotstored HTTP/1.1"
+    );
+
+    let ana = token(&d, "ana-long-lived");
+    let consumer = d.key("consumer").to_owned();
+    let (status, _, body) = get(
+        &d.http,
+        &format!("{}/v26.0/me?fields=id&access_token={consumer}", p.url),
+    )
+    .await;
+    assert_eq!((status, body["id"].as_str()), (200, Some("1")), "{body}");
+    let line = request_line(1);
+    assert!(
+        line.starts_with("GET /graph-gateway/v26.0/me?fields=id&access_token=")
+            && line.contains(&format!("access_token={ana}&appsecret_proof="))
+            && line.ends_with(" HTTP/1.1"),
+        "{line}"
+    );
+}
