@@ -78,6 +78,18 @@ stub_conf() {
         }" "" reuseport "${3:-2}"
 }
 
+# proxy_conf DIR PORT STUB-PORT [WORKERS]: nginx as the reverse proxy graphwarden is compared
+# with, in front of the stub: HTTP/1.1 to it with `keepalive 64` (requests per connection
+# unlimited, as neither hyper's server nor its client closes after a number of them).
+proxy_conf() {
+    nginx_conf "$1" "$2" "
+        location / {
+            proxy_pass http://stub;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }" "upstream stub { server 127.0.0.1:$3; keepalive 64; keepalive_requests 100000000; }" "" "${4:-2}"
+}
+
 # start_nginx DIR: run the nginx configured in DIR in the background; sets NGINX_PID.
 start_nginx() {
     "$(nginx_path)" -p "$1" -e "$1/error.log" -c "$1/nginx.conf" >"$1/out" 2>&1 &

@@ -141,12 +141,7 @@ children() { ps -o pid= --ppid "$1" | tr -d ' ' | tr '\n' ' '; }
 STUB_PORT=$(free_port)
 NGX_PORT=$(free_port)
 stub_conf "$WORK/stub" "$STUB_PORT" "$WORKERS"
-nginx_conf "$WORK/nginx" "$NGX_PORT" "
-        location / {
-            proxy_pass http://stub;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-        }" "upstream stub { server 127.0.0.1:$STUB_PORT; keepalive 64; keepalive_requests 100000000; }" "" "$WORKERS"
+proxy_conf "$WORK/nginx" "$NGX_PORT" "$STUB_PORT" "$WORKERS"
 
 start_nginx "$WORK/stub"
 MY_PIDS+=("$NGINX_PID")
