@@ -96,6 +96,36 @@ start_nginx() {
     NGINX_PID=$!
 }
 
+# binaries: build the tree's `graphwarden` and `examples/bare_proxy` (release), unless
+# GW_BINARY / BARE_BINARY name builds to measure instead; sets both to what will be measured.
+binaries() {
+    if [[ -z "${GW_BINARY:-}" ]]; then
+        cargo build --quiet --release -p graphwarden
+        GW_BINARY=target/release/graphwarden
+    fi
+    if [[ -z "${BARE_BINARY:-}" ]]; then
+        cargo build --quiet --release -p graphwarden-server --example bare_proxy
+        BARE_BINARY=target/release/examples/bare_proxy
+    fi
+}
+
+# start_bare BINARY DIR UPSTREAM WORKERS: the floor (examples/bare_proxy.rs) on a free
+# loopback port in front of UPSTREAM, its output in DIR/bare.out and DIR/bare.err; sets
+# BARE_PID, and BARE_URL once it listens (fails if it never does, within 10 s).
+start_bare() {
+    "$1" 127.0.0.1:0 "$3" "$4" >"$2/bare.out" 2>"$2/bare.err" &
+    BARE_PID=$!
+    BARE_URL=""
+    for _ in $(seq 100); do
+        BARE_URL=$(grep -o 'http://[0-9.:]*' "$2/bare.out" 2>/dev/null || true)
+        [[ -n "$BARE_URL" ]] && return 0
+        sleep 0.1
+    done
+    cat "$2/bare.err" >&2
+    echo "the floor (bare_proxy) did not start" >&2
+    return 1
+}
+
 # start_graphwarden BINARY DIR UPSTREAM RECORD [WRAPPER...]: `init` a data directory in DIR,
 # then `serve --proxy-listen` on a free loopback port in front of UPSTREAM, with proxy.record =
 # RECORD, the scheduler and alerts off and log.level = warn, under WRAPPER (valgrind, say) when

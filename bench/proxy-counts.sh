@@ -33,14 +33,7 @@ need wrk wrk
 need nginx nginx-light
 need curl curl
 need python3 python3
-if [[ -z "${GW_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden
-    GW_BINARY=target/release/graphwarden
-fi
-if [[ -z "${BARE_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden-server --example bare_proxy
-    BARE_BINARY=target/release/examples/bare_proxy
-fi
+binaries
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -84,16 +77,8 @@ NGX_URL=http://127.0.0.1:$NGX_PORT
 wait_http "$STUB_URL/" || { cat "$WORK/stub/error.log" >&2; echo "the stub did not start" >&2; exit 1; }
 wait_http "$NGX_URL/" || { cat "$WORK/nginx/error.log" >&2; echo "nginx did not start" >&2; exit 1; }
 NGX_WORKERS=$(ps -o pid= --ppid "$NGX_PID" | tr -d ' ' | paste -sd,)
-"$BARE_BINARY" 127.0.0.1:0 "$STUB_URL" 2 >"$WORK/bare.out" 2>"$WORK/bare.err" &
-BARE_PID=$!
+start_bare "$BARE_BINARY" "$WORK" "$STUB_URL" 2 || { PIDS+=("$BARE_PID"); exit 1; }
 PIDS+=("$BARE_PID")
-BARE_URL=""
-for _ in $(seq 100); do
-    BARE_URL=$(grep -o 'http://[0-9.:]*' "$WORK/bare.out" 2>/dev/null || true)
-    [[ -n "$BARE_URL" ]] && break
-    sleep 0.1
-done
-[[ -n "$BARE_URL" ]] || { cat "$WORK/bare.err" >&2; echo "the floor did not start" >&2; exit 1; }
 start_graphwarden "$GW_BINARY" "$WORK/gw" "$STUB_URL" false || exit 1
 PIDS+=("$GW_PID")
 GW_URL=$(graphwarden_url "$WORK/gw" "$GW_PID") || exit 1

@@ -30,14 +30,7 @@ need wrk wrk
 need nginx nginx-light
 need curl curl
 need python3 python3
-if [[ -z "${GW_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden
-    GW_BINARY=target/release/graphwarden
-fi
-if [[ -z "${BARE_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden-server --example bare_proxy
-    BARE_BINARY=target/release/examples/bare_proxy
-fi
+binaries
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -80,13 +80,8 @@ T_START=$(date +%s)
 
 say() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
 
-if [[ -z "${GW_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden
-fi
-if [[ -z "${BARE_BINARY:-}" ]]; then
-    cargo build --quiet --release -p graphwarden-server --example bare_proxy
-    BARE_BINARY=target/release/examples/bare_proxy
-fi
+GIVEN_GW=${GW_BINARY:-} # a build named to measure, not the tree's
+binaries
 need wrk wrk
 need nginx nginx-light
 need sqlite3 sqlite3
@@ -126,11 +121,10 @@ trap 'exit 130' INT TERM
 GW="$WORK/graphwarden"
 BARE="$WORK/bare_proxy"
 cp "$BARE_BINARY" "$BARE"
-if [[ -n "${GW_BINARY:-}" ]]; then
-    cp "$GW_BINARY" "$GW"
-    TREE="binary $GW_BINARY"
+cp "$GW_BINARY" "$GW" # a copy: a rebuild of the tree cannot swap it mid-run
+if [[ -n "$GIVEN_GW" ]]; then
+    TREE="binary $GIVEN_GW"
 else
-    cp target/release/graphwarden "$GW" # a copy: a rebuild of the tree cannot swap it mid-run
     TREE="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty')"
 fi
 
@@ -165,16 +159,8 @@ start_gw() { # start_gw NAME RECORD → sets GW_PID, GW_URL
     MY_PIDS+=("$GW_PID")
     GW_URL=$(graphwarden_url "$WORK/$1" "$GW_PID") || exit 1
 }
-"$BARE" 127.0.0.1:0 "$STUB_URL" "$WORKERS" >"$WORK/bare.out" 2>"$WORK/bare.err" &
-BARE_PID=$!
+start_bare "$BARE" "$WORK" "$STUB_URL" "$WORKERS" || { MY_PIDS+=("$BARE_PID"); exit 1; }
 MY_PIDS+=("$BARE_PID")
-BARE_URL=""
-for _ in $(seq 100); do
-    BARE_URL=$(grep -o 'http://[0-9.:]*' "$WORK/bare.out" 2>/dev/null || true)
-    [[ -n "$BARE_URL" ]] && break
-    sleep 0.1
-done
-[[ -n "$BARE_URL" ]] || { cat "$WORK/bare.err" >&2; echo "the bare hyper proxy did not start" >&2; exit 1; }
 start_gw gw-off false
 GWOFF_PID=$GW_PID GWOFF_URL=$GW_URL
 start_gw gw-rec true

@@ -57,12 +57,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: bare_proxy LISTEN UPSTREAM [WORKERS]";
     let listen = args.next().ok_or(usage)?;
-    let base: Arc<str> = args.next().ok_or(usage)?.trim_end_matches('/').into();
+    let upstream_url = args.next().ok_or(usage)?;
     let workers = match args.next() {
         Some(n) => n.parse::<usize>()?,
         None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
     };
-    let origin: Uri = base.parse()?;
+    let origin: Uri = upstream_url.trim_end_matches('/').parse()?;
     let http2 = std::env::var("BARE_HTTP2").is_ok_and(|v| v == "1");
     // One listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over
     // the workers.

@@ -1598,8 +1598,8 @@ impl Worker {
         // of form-encoded pairs, so it is checked only for what would break the request
         // line (parsing it as a URI again cost ~2,600 instructions with a stored token).
         let built: String;
-        let target: &str = match (&query, self.upstream_is_origin) {
-            (None, true) => original.as_ref().map_or("/", |pq| pq.as_str()),
+        let target: Option<&str> = match (&query, self.upstream_is_origin) {
+            (None, true) => Some(original.as_ref().map_or("/", |pq| pq.as_str())),
             _ => {
                 let query_text = match &query {
                     Some(q) => joined(encode_pairs(q), query_tail),
@@ -1610,10 +1610,10 @@ impl Worker {
                 } else {
                     format!("{}{}?{}", self.upstream_path, path, query_text)
                 };
-                &built
+                upstream::fits_request_line(&built).then_some(built.as_str())
             }
         };
-        if !upstream::fits_request_line(target) {
+        let Some(target) = target else {
             let record = self.record(at_ms, &id, &method, &info, change, "refused");
             return self.refuse(
                 record,
@@ -1624,7 +1624,7 @@ impl Worker {
                 "(#100) The request's path or query cannot be passed on.",
                 watch,
             );
-        }
+        };
         strip_found(&mut parts.headers, seen.hop);
         // Only those there are: a removal looks its name up. (`Host`, the proxy's own address,
         // is replaced with Graph's on the way out.)

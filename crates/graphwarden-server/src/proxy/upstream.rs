@@ -108,7 +108,10 @@ impl std::fmt::Debug for Call<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
             .field("method", self.method)
-            .field("path", &self.target.split('?').next())
+            .field(
+                "path",
+                &self.target.split_once('?').map_or(self.target, |(p, _)| p),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -509,9 +512,6 @@ impl std::fmt::Debug for Upstream {
 mod tests {
     use super::*;
 
-    /// A call's future is held in its connection's task for every call, and moved when the
-    /// call starts: the rare paths in it (connecting, a streamed upload through hyper) are
-    /// boxed so that it stays small. (It was 2.7 kB before they were.)
     #[test]
     fn only_targets_that_keep_the_request_line_whole_go() {
         for ok in [
@@ -536,6 +536,10 @@ mod tests {
         }
     }
 
+    /// A call's future is held in its connection's task for every call, and moved when the
+    /// call starts: the rare paths in it (connecting, a streamed upload through hyper) are
+    /// boxed so that it stays small. (It was 2.7 kB before they were, and 1.4 kB
+    /// while each layer held its own copy of the request, before [`Call`].)
     #[test]
     fn a_calls_future_to_graph_stays_small() {
         let origin: Uri = "http://127.0.0.1:9".parse().unwrap();
