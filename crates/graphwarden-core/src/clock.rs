@@ -33,8 +33,10 @@ impl Clock for SystemClock {
 }
 
 /// A monotonic stopwatch, for measuring how long something took (latency figures, bounded
-/// waits). Never a source of "now": that is [`Clock`].
-#[derive(Debug, Clone, Copy)]
+/// waits). Never a source of "now": that is [`Clock`]. Readings compare in time order, so
+/// one reading taken for a whole task can stand in for the clock within it
+/// ([`Stopwatch::since`]) where a few milliseconds do not matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Stopwatch(std::time::Instant);
 
 impl Stopwatch {
@@ -45,6 +47,12 @@ impl Stopwatch {
 
     pub fn elapsed(&self) -> std::time::Duration {
         self.0.elapsed()
+    }
+
+    /// The time from `earlier` to this reading, without reading the clock again (zero when
+    /// `earlier` is the later of the two).
+    pub fn since(&self, earlier: Stopwatch) -> std::time::Duration {
+        self.0.saturating_duration_since(earlier.0)
     }
 }
 
@@ -99,5 +107,19 @@ mod tests {
         clock.advance(SignedDuration::from_hours(24 * 60));
         assert_eq!(other.now().as_second() - start.as_second(), 60 * 86_400);
         assert_eq!(other.now_ms(), clock.now().as_millisecond());
+    }
+
+    #[test]
+    fn stopwatch_readings_compare_in_time_order() {
+        let first = Stopwatch::start();
+        let second = Stopwatch::start();
+        assert!(first <= second);
+        assert_eq!(
+            first.since(second),
+            std::time::Duration::ZERO,
+            "never negative"
+        );
+        assert!(second.since(first) <= first.elapsed());
+        assert_eq!(first.min(second), first);
     }
 }

@@ -35,6 +35,7 @@ async fn forward(req: Request<Incoming>, upstream: Upstream) -> Response<ProxyBo
         method: &parts.method,
         target: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
         headers: &parts.headers,
+        at: graphwarden_core::Stopwatch::start(),
     };
     let body = Outgoing::stream(body.map_err(Into::into).boxed());
     match upstream.send(call, body).await {

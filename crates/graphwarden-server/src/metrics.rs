@@ -79,9 +79,18 @@ pub struct Metrics {
 /// Counters and histograms a thread used last, per registry, newest first.
 const RECENT_PER_THREAD: usize = 8;
 
+/// A `calls` counter a thread used lately, and the latency histogram of its outcome once a
+/// call with those labels was timed.
+struct RecentCall {
+    registry: u64,
+    code: i64,
+    labels: CallLabels,
+    counter: LocalCounter,
+    latency: Option<LocalHistogram>,
+}
+
 thread_local! {
-    static RECENT_CALLS: RefCell<Vec<(u64, i64, CallLabels, LocalCounter)>> = const { RefCell::new(Vec::new()) };
-    static RECENT_LATENCIES: RefCell<Vec<(u64, String, LocalHistogram)>> = const { RefCell::new(Vec::new()) };
+    static RECENT_CALLS: RefCell<Vec<RecentCall>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The next registry's id.
@@ -177,32 +186,61 @@ impl Metrics {
         }
     }
 
-    /// Count one call in `calls`. Each thread keeps the counters it used last, so the usual
-    /// call (the same labels as a recent one on the same thread) takes no lock and builds no
-    /// label strings.
-    pub fn count_call(&self, labels: CallLabelsRef<'_>) {
+    /// Count one call in `calls` and, when `seconds` is given, time it in the latency
+    /// histogram of its outcome. Each thread keeps the counters and histograms it used last,
+    /// so the usual call (the same labels as a recent one on the same thread) takes no lock,
+    /// builds no label strings and looks both up at once.
+    pub fn count_call(&self, labels: CallLabelsRef<'_>, seconds: Option<f64>) {
         let hit = RECENT_CALLS.with(|recent| {
-            let recent = recent.borrow();
-            recent
-                .iter()
-                .find(|(id, code, l, _)| {
-                    *id == self.id && *code == labels.code && labels.same_text(l)
-                })
-                .map(|(.., counter)| counter.inc())
-                .is_some()
+            let mut recent = recent.borrow_mut();
+            let Some(e) = recent.iter_mut().find(|e| {
+                e.registry == self.id && e.code == labels.code && labels.same_text(&e.labels)
+            }) else {
+                return false;
+            };
+            e.counter.inc();
+            if let Some(seconds) = seconds {
+                e.latency
+                    .get_or_insert_with(|| self.latency_of(labels.outcome))
+                    .observe(seconds);
+            }
+            true
         });
         if hit {
             return;
         }
         let counter = self.call_counter(labels).local();
         counter.inc();
+        let latency = seconds.map(|seconds| {
+            let h = self.latency_of(labels.outcome);
+            h.observe(seconds);
+            h
+        });
         RECENT_CALLS.with(|recent| {
             let mut recent = recent.borrow_mut();
             if recent.len() >= RECENT_PER_THREAD {
                 recent.pop();
             }
-            recent.insert(0, (self.id, labels.code, labels.owned(), counter));
+            recent.insert(
+                0,
+                RecentCall {
+                    registry: self.id,
+                    code: labels.code,
+                    labels: labels.owned(),
+                    counter,
+                    latency,
+                },
+            );
         });
+    }
+
+    /// This thread's shard of the latency histogram for `outcome`.
+    fn latency_of(&self, outcome: &str) -> LocalHistogram {
+        self.latency
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .local()
     }
 
     /// The `calls` counter for `labels`, through the shared lookup cache.
@@ -227,34 +265,6 @@ impl Metrics {
             .or_default()
             .push((owned, counter.clone()));
         counter
-    }
-
-    pub fn observe_latency(&self, outcome: &str, seconds: f64) {
-        let hit = RECENT_LATENCIES.with(|recent| {
-            recent
-                .borrow()
-                .iter()
-                .find(|(id, o, _)| *id == self.id && o == outcome)
-                .map(|(.., h)| h.observe(seconds))
-                .is_some()
-        });
-        if hit {
-            return;
-        }
-        let h = self
-            .latency
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
-            .local();
-        h.observe(seconds);
-        RECENT_LATENCIES.with(|recent| {
-            let mut recent = recent.borrow_mut();
-            if recent.len() >= RECENT_PER_THREAD {
-                recent.pop();
-            }
-            recent.insert(0, (self.id, outcome.to_owned(), h));
-        });
     }
 
     /// Record the raw values of one response's usage headers.
@@ -409,28 +419,34 @@ mod tests {
         for round in 0..3 {
             for i in 0..(RECENT_PER_THREAD + 3) {
                 let token = format!("t{i}");
-                a.count_call(call(&token, "forwarded", 0));
+                a.count_call(call(&token, "forwarded", 0), None);
                 if round == 0 {
-                    a.count_call(call(&token, "refused", 4));
+                    a.count_call(call(&token, "refused", 4), None);
                 }
             }
-            b.count_call(call("t0", "forwarded", 0));
+            b.count_call(call("t0", "forwarded", 0), None);
         }
-        a.observe_latency("forwarded", 0.001);
-        a.observe_latency("forwarded", 0.002);
-        b.observe_latency("refused", 0.5);
+        // Timed: once through a counter the thread keeps, once through a new one.
+        a.count_call(call("t0", "forwarded", 0), Some(0.001));
+        a.count_call(call("t-timed", "forwarded", 0), Some(0.002));
+        b.count_call(call("t9", "refused", 4), Some(0.5));
         let empty = Registry::default();
         let text_a = a.render(&empty).unwrap_or_default();
         let text_b = b.render(&empty).unwrap_or_default();
         let t0 = r#"graphwarden_proxy_calls_total{app="1",token="t0",method="GET",outcome="forwarded",class="ok",code="0"} 3"#;
-        assert!(text_a.contains(t0), "{text_a}");
+        let t0_a = r#"graphwarden_proxy_calls_total{app="1",token="t0",method="GET",outcome="forwarded",class="ok",code="0"} 4"#;
+        assert!(
+            text_a.contains(t0_a),
+            "a timed call is counted too: {text_a}"
+        );
         let t10 = r#"graphwarden_proxy_calls_total{app="1",token="t10",method="GET",outcome="refused",class="throttled",code="4"} 1"#;
         assert!(text_a.contains(t10), "{text_a}");
         assert_eq!(
             line(&text_a, "graphwarden_proxy_calls_total{").len(),
-            2 * (RECENT_PER_THREAD + 3)
+            2 * (RECENT_PER_THREAD + 3) + 1
         );
-        assert_eq!(line(&text_b, "graphwarden_proxy_calls_total{"), [t0]);
+        let t9 = r#"graphwarden_proxy_calls_total{app="1",token="t9",method="GET",outcome="refused",class="throttled",code="4"} 1"#;
+        assert_eq!(line(&text_b, "graphwarden_proxy_calls_total{"), [t0, t9]);
         assert!(
             text_a.contains(
                 r#"graphwarden_proxy_request_duration_seconds_count{outcome="forwarded"} 2"#

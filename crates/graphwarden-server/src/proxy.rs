@@ -1094,16 +1094,11 @@ impl Worker {
         let _ = stream.set_nodelay(true);
         let worker = Arc::clone(self);
         let activity = guard::Activity::new();
+        // The call's future is `handle`'s own, not wrapped in another async block: a future
+        // is moved whole each time one wraps it (3.5 kB here).
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
-            move |req| {
-                let worker = Arc::clone(&worker);
-                let call = activity.begin();
-                async move {
-                    let answer = worker.handle(req).await;
-                    Ok::<_, Infallible>(call.answer(answer))
-                }
-            }
+            move |req| Arc::clone(&worker).handle(req, activity.begin())
         });
         // No header-read time-out of hyper's (a timer per call): `guard` closes connections
         // that go unused, slow request heads included.
@@ -1131,17 +1126,21 @@ impl Worker {
     /// A call finished: count it, and queue its record.
     fn finished(&self, record: CallRecord) {
         let metrics = self.state.metrics();
-        metrics.count_call(crate::metrics::CallLabelsRef {
-            app: record.app_id.as_deref().unwrap_or_default(),
-            token: record.token_alias.as_deref().unwrap_or_default(),
-            method: &record.method,
-            outcome: &record.outcome,
-            class: record.error_class.as_deref().unwrap_or("ok"),
-            code: record.error_code.unwrap_or(0),
-        });
-        if record.batch_index.is_none_or(|i| i == 0) {
-            metrics.observe_latency(&record.outcome, record.duration_us as f64 / 1e6);
-        }
+        metrics.count_call(
+            crate::metrics::CallLabelsRef {
+                app: record.app_id.as_deref().unwrap_or_default(),
+                token: record.token_alias.as_deref().unwrap_or_default(),
+                method: &record.method,
+                outcome: &record.outcome,
+                class: record.error_class.as_deref().unwrap_or("ok"),
+                code: record.error_code.unwrap_or(0),
+            },
+            // (A batch is timed once, with its first item.)
+            record
+                .batch_index
+                .is_none_or(|i| i == 0)
+                .then(|| record.duration_us as f64 / 1e6),
+        );
         match &self.recorder {
             Some(recorder) => recorder.record(record),
             None if self.config.record => {
@@ -1223,7 +1222,11 @@ impl Worker {
     /// Handle one call. When the caller goes away before the answer (hyper then drops this
     /// future, perhaps while Graph is already working on the call), the call is still
     /// recorded, as `aborted`.
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        call: guard::Call,
+    ) -> Result<Response<guard::Tracked<ProxyBody>>, Infallible> {
         // A full queue makes new calls wait for the writer rather than pile up records.
         if let Some(recorder) = self
             .recorder
@@ -1240,7 +1243,7 @@ impl Worker {
         };
         let response = self.handle_call(req, &mut armed).await;
         armed.record = None;
-        response
+        Ok(call.answer(response))
     }
 
     async fn handle_call(
@@ -1399,6 +1402,7 @@ impl Worker {
                     &key_text,
                     alias_header.as_deref(),
                     self.config.default_alias.as_ref().map(|a| a.as_str()),
+                    watch,
                 )
                 .await
             {
@@ -1430,7 +1434,7 @@ impl Worker {
             token_to_send = Some(stored.secret.clone());
         } else if let Some(token) = presented.as_deref() {
             let inventory = self.state.inventory();
-            match self.credentials.known(inventory, token).await {
+            match self.credentials.known(inventory, token, watch).await {
                 Ok(known) => {
                     id.alias.clone_from(&known.alias);
                     id.fingerprint = Some(Arc::clone(&known.fingerprint));
@@ -1680,6 +1684,7 @@ impl Worker {
                 method: &parts.method,
                 target,
                 headers: &parts.headers,
+                at: watch,
             };
             match self
                 .watchdog
@@ -1905,6 +1910,7 @@ impl Worker {
                     &parsed,
                     envelope_error.is_some() || status >= 400,
                     self.config.pacing.soft_percent,
+                    watch,
                 );
                 if gauges {
                     self.observe(
@@ -1942,6 +1948,7 @@ impl Worker {
                 &parsed,
                 false,
                 self.config.pacing.soft_percent,
+                watch,
             );
             if gauges {
                 self.observe(&call_subject, usage, None);

@@ -204,19 +204,20 @@ impl Credentials {
         }
     }
 
-    /// This thread's copy of the answer to `hash`, if it is still good: made under
+    /// This thread's copy of the answer to `hash`, if it is still good at `now`: made under
     /// `generation` (the current one), from shared entries younger than `ttl`.
     fn local<T>(
         &self,
         here: &'static std::thread::LocalKey<Locals<T>>,
         hash: TokenHash,
         generation: u64,
+        now: Stopwatch,
     ) -> Option<Arc<T>> {
         here.with(|k| {
             k.borrow()
                 .iter()
                 .find(|l| l.cache == self.id && l.hash == hash)
-                .filter(|l| l.generation == generation && l.at.elapsed() < self.ttl)
+                .filter(|l| l.generation == generation && now.since(l.at) < self.ttl)
                 .map(|l| Arc::clone(&l.value))
         })
     }
@@ -292,13 +293,15 @@ impl Credentials {
     /// lately (as [`Credentials::known`] does), so the usual call — the same key and alias
     /// again — does not hash the key with SHA-256 again, take the shared caches' locks or
     /// copy the key's record. A kept answer lasts as long as the older of the two shared
-    /// entries it was made from, and goes with them on [`Credentials::forget`].
+    /// entries it was made from, and goes with them on [`Credentials::forget`]. `now` is
+    /// when the call began: kept answers are judged fresh against it, not a clock read.
     pub async fn injection(
         &self,
         inventory: &Inventory,
         key_text: &str,
         alias: Option<&str>,
         default: Option<&str>,
+        now: Stopwatch,
     ) -> Result<std::sync::Arc<Stored>, CredentialError> {
         let hash = self.hash_parts(&[
             key_text.as_bytes(),
@@ -306,7 +309,7 @@ impl Credentials {
             default.unwrap_or("").as_bytes(),
         ]);
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(value) = self.local(&INJECTIONS_HERE, hash, generation) {
+        if let Some(value) = self.local(&INJECTIONS_HERE, hash, generation, now) {
             return Ok(value);
         }
         let (key, key_at) = self.key(inventory, key_text).await?;
@@ -317,11 +320,7 @@ impl Credentials {
         };
         let (value, stored_at) = self.stored(inventory, &key, &alias).await?;
         // The older of the two, so that the copy expires with the first of them.
-        let at = if key_at.elapsed() > stored_at.elapsed() {
-            key_at
-        } else {
-            stored_at
-        };
+        let at = key_at.min(stored_at);
         self.keep_local(&INJECTIONS_HERE, hash, generation, at, &value);
         Ok(value)
     }
@@ -418,15 +417,17 @@ impl Credentials {
 
     /// What the inventory knows of a token a caller sent itself. Each thread keeps copies of
     /// the tokens it looked up lately, so the usual call (a token seen within `ttl`) takes no
-    /// lock and writes no memory another thread writes.
+    /// lock and writes no memory another thread writes. (`now` as for
+    /// [`Credentials::injection`].)
     pub async fn known(
         &self,
         inventory: &Inventory,
         token: &str,
+        now: Stopwatch,
     ) -> Result<std::sync::Arc<Known>, CredentialError> {
         let hash = self.hash(token);
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(value) = self.local(&KNOWN_HERE, hash, generation) {
+        if let Some(value) = self.local(&KNOWN_HERE, hash, generation, now) {
             return Ok(value);
         }
         // Boxed: the inventory's futures are large, and each call's future would hold room
@@ -559,7 +560,7 @@ mod tests {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                c.known(&inv, &token)
+                c.known(&inv, &token, Stopwatch::start())
                     .await
                     .unwrap()
                     .alias
@@ -597,7 +598,10 @@ mod tests {
         let (one, two) = (one.expose_secret(), two.expose_secret());
 
         // A key naming one token needs no alias; the answer is kept and given again.
-        let first = c.injection(&inv, one, None, None).await.unwrap();
+        let first = c
+            .injection(&inv, one, None, None, Stopwatch::start())
+            .await
+            .unwrap();
         assert_eq!(first.alias.as_str(), "ana");
         assert_eq!(first.encoded.expose_secret(), "EAAana%2Btoken%2F1");
         assert_eq!(
@@ -607,15 +611,18 @@ mod tests {
                 &first.secret
             ))
         );
-        let again = c.injection(&inv, one, None, None).await.unwrap();
+        let again = c
+            .injection(&inv, one, None, None, Stopwatch::start())
+            .await
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &again), "this thread's copy");
         // The alias and the default are part of what is kept: each asks its own question.
         assert!(matches!(
-            c.injection(&inv, two, None, None).await,
+            c.injection(&inv, two, None, None, Stopwatch::start()).await,
             Err(CredentialError::NoAlias)
         ));
         assert_eq!(
-            c.injection(&inv, two, Some("bob"), None)
+            c.injection(&inv, two, Some("bob"), None, Stopwatch::start())
                 .await
                 .unwrap()
                 .alias
@@ -623,7 +630,7 @@ mod tests {
             "bob"
         );
         assert_eq!(
-            c.injection(&inv, two, None, Some("bob"))
+            c.injection(&inv, two, None, Some("bob"), Stopwatch::start())
                 .await
                 .unwrap()
                 .alias
@@ -631,16 +638,21 @@ mod tests {
             "bob"
         );
         assert!(matches!(
-            c.injection(&inv, one, Some("bob"), None).await,
+            c.injection(&inv, one, Some("bob"), None, Stopwatch::start())
+                .await,
             Err(CredentialError::NotAllowed { .. })
         ));
         assert!(matches!(
-            c.injection(&inv, "gwk_nope_0000", Some("ana"), None).await,
+            c.injection(&inv, "gwk_nope_0000", Some("ana"), None, Stopwatch::start())
+                .await,
             Err(CredentialError::BadKey)
         ));
         // Forgotten, the token is read again (a renewal stored a new secret, say).
         c.forget(Some("ana"), None);
-        let fresh = c.injection(&inv, one, None, None).await.unwrap();
+        let fresh = c
+            .injection(&inv, one, None, None, Stopwatch::start())
+            .await
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &fresh), "read again after forget");
         assert_eq!(fresh.alias.as_str(), "ana");
     }
@@ -651,18 +663,18 @@ mod tests {
         let inv = Arc::new(store.initialize().await);
         let c = Arc::new(Credentials::new(Duration::from_secs(3600)));
         let token = "EAAthreadlocal123";
-        let first = c.known(&inv, token).await.unwrap();
+        let first = c.known(&inv, token, Stopwatch::start()).await.unwrap();
         assert_eq!(first.alias, None, "not in the inventory yet");
         assert_eq!(known_elsewhere(&c, &inv, token), None);
         add_app(&inv).await;
         add_token(&inv, "ana", token).await;
         // Within the time-to-live every thread answers from its copy …
-        let again = c.known(&inv, token).await.unwrap();
+        let again = c.known(&inv, token, Stopwatch::start()).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again), "this thread's own copy");
         assert_eq!(again.alias, None);
         // … until the token is forgotten: then no thread's copy is used.
         c.forget(None, Some(&first.fingerprint));
-        let now = c.known(&inv, token).await.unwrap();
+        let now = c.known(&inv, token, Stopwatch::start()).await.unwrap();
         assert_eq!(now.alias.as_deref(), Some("ana"));
         assert_eq!(now.app_id.as_deref(), Some("1234"));
         assert!(now.app_secret.is_some());

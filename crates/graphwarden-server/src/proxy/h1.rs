@@ -562,7 +562,7 @@ impl Streaming {
             && conn.buf.is_empty()
             && let Some(pool) = self.pool.take()
         {
-            pool.put_back_conn(conn);
+            pool.put_back_conn(conn, graphwarden_core::Stopwatch::start());
         }
     }
 

@@ -90,6 +90,10 @@ pub struct Call<'a> {
     /// carries it; see [`fits_request_line`].
     pub target: &'a str,
     pub headers: &'a HeaderMap,
+    /// When the call began: the pool measures its idle connections' ages against this
+    /// reading instead of reading the clock again (an age is then off by at most the
+    /// call's own duration, against a 90-second limit).
+    pub at: Stopwatch,
 }
 
 /// Whether `target` can go on a request line as it is: an origin-form target (it starts
@@ -267,23 +271,23 @@ impl Pool {
         Ok(hyper_util::rt::TokioIo::new(io))
     }
 
-    /// The most recently used idle connection that is not too old and still open.
-    fn checkout(&self) -> Option<h1::Conn> {
+    /// The most recently used idle connection that is not too old at `now` and still open.
+    fn checkout(&self, now: Stopwatch) -> Option<h1::Conn> {
         let mut conns = self.conns.lock().ok()?;
         while let Some((mut conn, since)) = conns.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && conn.still_open() {
+            if now.since(since) < IDLE_TIMEOUT && conn.still_open() {
                 return Some(conn);
             }
         }
         None
     }
 
-    /// A connection whose last answer was read to its end.
-    pub(crate) fn put_back_conn(&self, conn: h1::Conn) {
+    /// A connection whose last answer was read to its end, idle since `since`.
+    pub(crate) fn put_back_conn(&self, conn: h1::Conn, since: Stopwatch) {
         if let Ok(mut conns) = self.conns.lock()
             && conns.len() < MAX_IDLE
         {
-            conns.push((conn, Stopwatch::start()));
+            conns.push((conn, since));
         }
     }
 
@@ -301,7 +305,7 @@ impl Pool {
         };
         let target = call.target;
         loop {
-            let conn = match self.checkout() {
+            let conn = match self.checkout(call.at) {
                 Some(conn) => conn,
                 None => h1::Conn::new(Box::pin(self.connect()).await?),
             };
@@ -313,7 +317,7 @@ impl Pool {
                     let answer = match body {
                         h1::Delivered::Whole(bytes, conn) => {
                             if let Some(conn) = conn {
-                                self.put_back_conn(conn);
+                                self.put_back_conn(conn, call.at);
                             }
                             Kind::Whole(Some(bytes))
                         }
@@ -549,6 +553,7 @@ mod tests {
             method: &method,
             target: "/me",
             headers: &headers,
+            at: Stopwatch::start(),
         };
         let sending = pool.send(call, Outgoing::Full(Bytes::new()));
         let size = std::mem::size_of_val(&sending);

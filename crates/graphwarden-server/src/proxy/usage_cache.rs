@@ -88,13 +88,15 @@ thread_local! {
 /// passed the very same figures (the same parse) for the same subject within [`RECENT`], they
 /// were all below `calm_below` percent and asked for no wait, and the answer is no error. A
 /// subject's entry always holds its latest answer, so a change (a hold starting or ending)
-/// is never skipped.
+/// is never skipped. `now` is when the call began (a reading the call took already: a
+/// refresh may come up to a call's duration early or late).
 pub fn needs_observing(
     proxy: usize,
     subject: &graphwarden_core::pacing::Subject<'_>,
     parsed: &Arc<Parsed>,
     error: bool,
     calm_below: f64,
+    now: graphwarden_core::Stopwatch,
 ) -> bool {
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
@@ -102,11 +104,11 @@ pub fn needs_observing(
         let at = seen.iter().position(|e| e.is(proxy, subject));
         if let Some(i) = at {
             let e = &mut seen[i];
-            if calm && Arc::ptr_eq(&e.parsed, parsed) && e.at.elapsed() < RECENT {
+            if calm && Arc::ptr_eq(&e.parsed, parsed) && now.since(e.at) < RECENT {
                 return false;
             }
             e.parsed = Arc::clone(parsed);
-            e.at = graphwarden_core::Stopwatch::start();
+            e.at = now;
             return true;
         }
         if seen.len() >= SLOTS {
@@ -120,7 +122,7 @@ pub fn needs_observing(
             object_id: subject.object_id.map(str::to_owned),
             use_case: subject.use_case.map(str::to_owned),
             parsed: Arc::clone(parsed),
-            at: graphwarden_core::Stopwatch::start(),
+            at: now,
         });
         true
     })
@@ -253,26 +255,36 @@ mod tests {
             app_id: Some("app-skip-test-2"),
             ..s
         };
-        assert!(needs_observing(1, &s, &calm, false, 75.0));
+        let now = graphwarden_core::Stopwatch::start();
+        assert!(needs_observing(1, &s, &calm, false, 75.0, now));
         assert!(
-            !needs_observing(1, &s, &calm, false, 75.0),
+            !needs_observing(1, &s, &calm, false, 75.0, now),
             "the same again"
         );
-        assert!(needs_observing(2, &s, &calm, false, 75.0), "another proxy");
         assert!(
-            needs_observing(1, &other, &calm, false, 75.0),
+            needs_observing(2, &s, &calm, false, 75.0, now),
+            "another proxy"
+        );
+        assert!(
+            needs_observing(1, &other, &calm, false, 75.0, now),
             "another subject"
         );
-        assert!(needs_observing(1, &s, &calm, true, 75.0), "an error always");
-        assert!(needs_observing(1, &s, &hot, false, 75.0), "a change");
         assert!(
-            needs_observing(1, &s, &hot, false, 75.0),
+            needs_observing(1, &s, &calm, true, 75.0, now),
+            "an error always"
+        );
+        assert!(needs_observing(1, &s, &hot, false, 75.0, now), "a change");
+        assert!(
+            needs_observing(1, &s, &hot, false, 75.0, now),
             "hot figures always"
         );
-        assert!(needs_observing(1, &s, &calm, false, 75.0), "back to calm");
-        assert!(!needs_observing(1, &s, &calm, false, 75.0));
         assert!(
-            needs_observing(1, &s, &calm, false, 10.0),
+            needs_observing(1, &s, &calm, false, 75.0, now),
+            "back to calm"
+        );
+        assert!(!needs_observing(1, &s, &calm, false, 75.0, now));
+        assert!(
+            needs_observing(1, &s, &calm, false, 10.0, now),
             "calm is relative"
         );
     }
