@@ -84,7 +84,9 @@ const RECENT_PER_THREAD: usize = 8;
 struct RecentCall {
     registry: u64,
     code: i64,
-    labels: CallLabels,
+    /// The label texts, packed, and where each ends ([`CallLabelsRef::packed`]).
+    text: Box<[u8]>,
+    ends: [usize; 5],
     counter: LocalCounter,
     latency: Option<LocalHistogram>,
 }
@@ -124,6 +126,41 @@ impl CallLabelsRef<'_> {
             && l.method == self.method
             && l.outcome == self.outcome
             && l.class == self.class
+    }
+
+    /// The five texts, one after another, and where each ends: for [`RecentCall`], compared
+    /// by their lengths first and then within one allocation instead of five.
+    fn packed(&self) -> (Box<[u8]>, [usize; 5]) {
+        let texts = self.texts();
+        let mut ends = [0; 5];
+        let mut text = Vec::with_capacity(texts.iter().map(|t| t.len()).sum());
+        for (end, t) in ends.iter_mut().zip(texts) {
+            text.extend_from_slice(t.as_bytes());
+            *end = text.len();
+        }
+        (text.into_boxed_slice(), ends)
+    }
+
+    fn texts(&self) -> [&str; 5] {
+        [self.app, self.token, self.method, self.outcome, self.class]
+    }
+
+    /// Whether `(text, ends)` (from [`CallLabelsRef::packed`]) holds these texts.
+    fn same_packed(&self, text: &[u8], ends: &[usize; 5]) -> bool {
+        let texts = self.texts();
+        let mut end = 0;
+        for (t, e) in texts.iter().zip(ends) {
+            end += t.len();
+            if end != *e {
+                return false;
+            }
+        }
+        let mut start = 0;
+        texts.iter().zip(ends).all(|(t, &e)| {
+            let same = text.get(start..e) == Some(t.as_bytes());
+            start = e;
+            same
+        })
     }
 
     fn owned(&self) -> CallLabels {
@@ -194,7 +231,9 @@ impl Metrics {
         let hit = RECENT_CALLS.with(|recent| {
             let mut recent = recent.borrow_mut();
             let Some(e) = recent.iter_mut().find(|e| {
-                e.registry == self.id && e.code == labels.code && labels.same_text(&e.labels)
+                e.registry == self.id
+                    && e.code == labels.code
+                    && labels.same_packed(&e.text, &e.ends)
             }) else {
                 return false;
             };
@@ -216,6 +255,7 @@ impl Metrics {
             h.observe(seconds);
             h
         });
+        let (text, ends) = labels.packed();
         RECENT_CALLS.with(|recent| {
             let mut recent = recent.borrow_mut();
             if recent.len() >= RECENT_PER_THREAD {
@@ -226,7 +266,8 @@ impl Metrics {
                 RecentCall {
                     registry: self.id,
                     code: labels.code,
-                    labels: labels.owned(),
+                    text,
+                    ends,
                     counter,
                     latency,
                 },
@@ -409,6 +450,27 @@ mod tests {
 
     fn line<'a>(text: &'a str, start: &str) -> Vec<&'a str> {
         text.lines().filter(|l| l.starts_with(start)).collect()
+    }
+
+    #[test]
+    fn packed_labels_match_only_the_same_texts_in_the_same_places() {
+        let long = "x".repeat(300);
+        for labels in [call("t1", "forwarded", 0), call(&long, "forwarded", 0)] {
+            let (text, ends) = labels.packed();
+            assert!(labels.same_packed(&text, &ends));
+            // The same bytes split differently, or one byte different, are other labels.
+            let shifted = CallLabelsRef {
+                app: "1t",
+                token: &labels.token[1..],
+                ..labels
+            };
+            assert!(!shifted.same_packed(&text, &ends));
+            let other = CallLabelsRef {
+                outcome: "forwardeD",
+                ..labels
+            };
+            assert!(!other.same_packed(&text, &ends));
+        }
     }
 
     #[test]

@@ -688,8 +688,10 @@ struct Identity {
     app_id: Option<Arc<str>>,
     /// The stored token was injected: its secret must not reach the caller.
     injected: Option<Arc<credential::Stored>>,
-    /// What the caller put where the token goes (its key), to put back in scrubbed links.
-    placeholder: SecretString,
+    /// What the caller put where the token goes (its key), to put back in scrubbed links;
+    /// `None` when nothing was injected or the key came in a header. (An `Option`: a
+    /// `SecretString` is zeroed when dropped, even an empty one, on every call.)
+    placeholder: Option<SecretString>,
 }
 
 impl Proxy {
@@ -1419,11 +1421,8 @@ impl Worker {
             id.fingerprint = Some(Arc::clone(&stored.fingerprint));
             id.app_id = Some(Arc::clone(&stored.app_id));
             id.injected = Some(Arc::clone(&stored));
-            id.placeholder = SecretString::from(if presented_is_key && !from_bearer {
-                key_text.clone()
-            } else {
-                String::new()
-            });
+            id.placeholder =
+                (presented_is_key && !from_bearer).then(|| SecretString::from(key_text.clone()));
             // The caller's own proof was for its key, not for the token sent.
             if let Some(f) = form.as_mut() {
                 take_param(f, "appsecret_proof");
@@ -1925,7 +1924,7 @@ impl Worker {
                 Some(stored) => self.scrub(
                     &bytes,
                     stored,
-                    &id.placeholder,
+                    id.placeholder.as_ref(),
                     &caller_host
                         .as_ref()
                         .and_then(|h| h.to_str().ok())
@@ -2029,17 +2028,18 @@ impl Proxy {
         &self,
         bytes: &[u8],
         stored: &credential::Stored,
-        placeholder: &SecretString,
+        placeholder: Option<&SecretString>,
         proxy_base: &str,
     ) -> Option<Vec<u8>> {
+        let placeholder = placeholder.map_or(&[][..], |p| p.expose_secret().as_bytes());
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
             (
                 stored.secret.expose_secret().as_bytes().to_vec(),
-                placeholder.expose_secret().as_bytes().to_vec(),
+                placeholder.to_vec(),
             ),
             (
                 stored.encoded.expose_secret().as_bytes().to_vec(),
-                placeholder.expose_secret().as_bytes().to_vec(),
+                placeholder.to_vec(),
             ),
         ];
         if !proxy_base.is_empty() {
