@@ -508,7 +508,9 @@ mod tests {
             2 * (RECENT_PER_THREAD + 3) + 1
         );
         let t9 = r#"graphwarden_proxy_calls_total{app="1",token="t9",method="GET",outcome="refused",class="throttled",code="4"} 1"#;
-        assert_eq!(line(&text_b, "graphwarden_proxy_calls_total{"), [t0, t9]);
+        let mut lines_b = line(&text_b, "graphwarden_proxy_calls_total{");
+        lines_b.sort_unstable(); // (a family renders in no set order)
+        assert_eq!(lines_b, [t0, t9]);
         assert!(
             text_a.contains(
                 r#"graphwarden_proxy_request_duration_seconds_count{outcome="forwarded"} 2"#
